@@ -1,0 +1,170 @@
+#include "common/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdlib>
+
+#include "common/errors.h"
+
+namespace examiso {
+namespace {
+
+constexpr std::array kKeys{
+    ConfigKey{"log.level", "info", "debug, info, warn or error"},
+    ConfigKey{"database.url", "postgresql://postgres@127.0.0.1:5432/examiso",
+              "libpq connection URL; the DATABASE_URL environment variable overrides it"},
+    ConfigKey{"database.pool_size", "8", "connections per service process"},
+    ConfigKey{"database.connect_timeout_seconds", "2", "give up connecting after this long"},
+    ConfigKey{"database.statement_timeout_ms", "5000", "abort any statement running longer"},
+    ConfigKey{"grpc.call_timeout_ms", "5000", "deadline of internal RPCs and CLI calls"},
+    ConfigKey{"identity.listen", "127.0.0.1:50051", "where the identity service listens"},
+    ConfigKey{"identity.address", "127.0.0.1:50051", "where clients reach the identity service"},
+    ConfigKey{"identity.algorithms", "HS256", "accepted token algorithms, from HS256, RS256, ES256"},
+    ConfigKey{"identity.hs256_secret", "", "HS256 secret (development); also enables IssueToken"},
+    ConfigKey{"identity.rs256_public_key_file", "", "PEM public key for RS256 tokens"},
+    ConfigKey{"identity.es256_public_key_file", "", "PEM public key for ES256 tokens"},
+    ConfigKey{"identity.issuer", "", "required `iss` claim; empty: not checked"},
+    ConfigKey{"identity.audience", "", "required `aud` claim; empty: not checked"},
+    ConfigKey{"identity.leeway_seconds", "30", "clock skew tolerated on exp, nbf and iat"},
+    ConfigKey{"identity.token_ttl_seconds", "3600", "lifetime of issued development tokens"},
+    ConfigKey{"identity.max_token_ttl_seconds", "86400", "longest --ttl IssueToken accepts"},
+    ConfigKey{"lifecycle.listen", "127.0.0.1:50052", "where the lifecycle service listens"},
+    ConfigKey{"lifecycle.address", "127.0.0.1:50052", "where clients reach the lifecycle service"},
+    ConfigKey{"environment.listen", "127.0.0.1:50053", "where the environment service listens"},
+    ConfigKey{"environment.address", "127.0.0.1:50053", "where clients reach the environment service"},
+    ConfigKey{"access.listen", "127.0.0.1:50054", "where the access service listens"},
+    ConfigKey{"access.address", "127.0.0.1:50054", "where clients reach the access service"},
+    ConfigKey{"cleanup.listen", "127.0.0.1:50055", "where the cleanup service listens"},
+    ConfigKey{"cleanup.address", "127.0.0.1:50055", "where clients reach the cleanup service"},
+    ConfigKey{"gateway.listen", "127.0.0.1:3000", "where the gateway serves HTTP and WebSocket"},
+};
+
+std::string scalar_text(const YAML::Node& node) {
+  if (node.IsNull()) return "";
+  if (node.IsScalar()) return node.Scalar();
+  std::string joined;
+  for (const auto& item : node) {
+    if (!item.IsScalar()) throw YAML::Exception(item.Mark(), "expected a scalar in this list");
+    joined += (joined.empty() ? "" : ",") + item.Scalar();
+  }
+  return joined;
+}
+
+bool known(std::string_view key) {
+  return std::any_of(kKeys.begin(), kKeys.end(), [&](const ConfigKey& k) { return k.key == key; });
+}
+
+void load_file(const std::string& path, Config& config) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    throw Error("INVALID_ARGUMENT", "cannot read config file " + path);
+  } catch (const YAML::Exception& e) {
+    throw Error("INVALID_ARGUMENT", path + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+  }
+  if (root.IsNull()) return;
+  if (!root.IsMap()) throw Error("INVALID_ARGUMENT", path + ": expected a mapping of sections");
+  for (const auto& section : root) {
+    const std::string name = section.first.Scalar();
+    const auto line = [&](const YAML::Node& n) { return path + ":" + std::to_string(n.Mark().line + 1); };
+    if (!section.second.IsMap() && !section.second.IsNull())
+      throw Error("INVALID_ARGUMENT", line(section.first) + ": section '" + name + "' must be a mapping");
+    for (const auto& entry : section.second) {
+      const std::string key = name + "." + entry.first.Scalar();
+      if (!known(key)) throw Error("INVALID_ARGUMENT", line(entry.first) + ": unknown key '" + key + "'");
+      try {
+        config.set(key, scalar_text(entry.second), line(entry.first));
+      } catch (const YAML::Exception& e) {
+        throw Error("INVALID_ARGUMENT", path + ":" + std::to_string(e.mark.line + 1) + ": " + key + ": " + e.msg);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+std::span<const ConfigKey> config_keys() { return kKeys; }
+
+std::string Config::env_name(std::string_view key) {
+  std::string name = "EXAMISO_";
+  for (char c : key) name += c == '.' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return name;
+}
+
+Config Config::load(const std::string& path) {
+  Config config;
+  for (const auto& k : kKeys) config.set(k.key, std::string(k.default_value), "default");
+  if (!path.empty()) load_file(path, config);
+  for (const auto& k : kKeys) {
+    const std::string name = env_name(k.key);
+    if (const char* v = std::getenv(name.c_str())) config.set(k.key, v, "environment " + name);
+  }
+  if (const char* url = std::getenv("DATABASE_URL"); url && *url) config.set("database.url", url, "environment DATABASE_URL");
+  return config;
+}
+
+void Config::set(std::string_view key, std::string value, std::string origin) {
+  values_[std::string(key)] = std::move(value);
+  origins_[std::string(key)] = std::move(origin);
+}
+
+const std::string& Config::str(std::string_view key) const {
+  auto it = values_.find(key);
+  if (it == values_.end()) throw Error("INTERNAL_ERROR", "undeclared config key " + std::string(key));
+  return it->second;
+}
+
+void Config::bad_value(std::string_view key, std::string_view expected) const {
+  const auto origin = origins_.find(key);
+  throw Error("INVALID_ARGUMENT", std::string(key) + " must be " + std::string(expected) + ", not '" + str(key) +
+                                      "' (from " + origin->second + ")");
+}
+
+int64_t Config::integer(std::string_view key) const {
+  const std::string& v = str(key);
+  try {
+    size_t used = 0;
+    const int64_t n = std::stoll(v, &used);
+    if (used == v.size()) return n;
+  } catch (const std::exception&) {
+  }
+  bad_value(key, "an integer");
+}
+
+double Config::number(std::string_view key) const {
+  const std::string& v = str(key);
+  try {
+    size_t used = 0;
+    const double n = std::stod(v, &used);
+    if (used == v.size()) return n;
+  } catch (const std::exception&) {
+  }
+  bad_value(key, "a number");
+}
+
+bool Config::boolean(std::string_view key) const {
+  const std::string& v = str(key);
+  if (v == "true") return true;
+  if (v == "false") return false;
+  bad_value(key, "true or false");
+}
+
+std::vector<std::string> Config::list(std::string_view key) const {
+  std::vector<std::string> items;
+  std::string item;
+  for (char c : str(key) + ",") {
+    if (c != ',') {
+      item += c;
+      continue;
+    }
+    const auto first = item.find_first_not_of(' ');
+    if (first != std::string::npos) items.push_back(item.substr(first, item.find_last_not_of(' ') - first + 1));
+    item.clear();
+  }
+  return items;
+}
+
+}  // namespace examiso

@@ -1,0 +1,164 @@
+#pragma once
+// PostgreSQL over libpq: a connection pool that reconnects by itself and
+// turns a missing database into BACKEND_UNAVAILABLE at once, never a hang.
+#include <libpq-fe.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/errors.h"
+
+namespace examiso {
+
+// A failed statement: BACKEND_UNAVAILABLE when the database could not be
+// reached, INTERNAL_ERROR otherwise; `sqlstate` says exactly what happened.
+class DbError : public Error {
+ public:
+  DbError(std::string code, const std::string& message, std::string sqlstate)
+      : Error(std::move(code), message), sqlstate_(std::move(sqlstate)) {}
+  const std::string& sqlstate() const { return sqlstate_; }
+  bool unique_violation() const { return sqlstate_ == "23505"; }
+
+ private:
+  std::string sqlstate_;
+};
+
+// A statement parameter in text form; nullopt is SQL NULL.
+class Param {
+ public:
+  Param(std::nullopt_t) {}
+  Param(std::string_view v) : value_(std::string(v)) {}
+  Param(const std::string& v) : value_(v) {}
+  Param(const char* v) : value_(std::string(v)) {}
+  Param(int64_t v) : value_(std::to_string(v)) {}
+  Param(int v) : value_(std::to_string(v)) {}
+  Param(bool v) : value_(v ? "true" : "false") {}
+  template <class T>
+  Param(const std::optional<T>& v) {
+    if (v) value_ = Param(*v).value_;
+  }
+  const std::optional<std::string>& value() const { return value_; }
+
+ private:
+  std::optional<std::string> value_;
+};
+
+class PgResult final {
+ public:
+  explicit PgResult(PGresult* r) : r_(r, PQclear) {}
+  int rows() const { return PQntuples(r_.get()); }
+  bool null(int row, int col) const { return PQgetisnull(r_.get(), row, col); }
+  std::string_view text(int row, int col) const {
+    return {PQgetvalue(r_.get(), row, col), static_cast<size_t>(PQgetlength(r_.get(), row, col))};
+  }
+  std::string str(int row, int col) const { return std::string(text(row, col)); }
+  std::optional<std::string> opt(int row, int col) const {
+    return null(row, col) ? std::nullopt : std::optional(str(row, col));
+  }
+  int64_t integer(int row, int col) const;
+  bool boolean(int row, int col) const { return text(row, col) == "t"; }
+  int64_t affected() const;  // rows touched by INSERT/UPDATE/DELETE
+
+ private:
+  std::unique_ptr<PGresult, void (*)(PGresult*)> r_;
+};
+
+class PgConnection final {
+ public:
+  PgConnection(const std::string& url, int connect_timeout_seconds, int statement_timeout_ms,
+               const std::string& application_name);
+  ~PgConnection();
+  PgConnection(const PgConnection&) = delete;
+  PgConnection& operator=(const PgConnection&) = delete;
+
+  PgResult exec(std::string_view sql, const std::vector<Param>& params = {});
+  // Several statements without parameters (migrations).
+  PgResult script(std::string_view sql);
+  bool healthy() const { return conn_ && PQstatus(conn_) == CONNECTION_OK && !broken_; }
+  // healthy(), and the server has not closed the connection meanwhile.
+  bool alive();
+  PGconn* raw() { return conn_; }
+
+ private:
+  PgResult check(PGresult* raw);
+
+  PGconn* conn_ = nullptr;
+  bool broken_ = false;
+};
+
+// Runs `body` inside BEGIN/COMMIT; rolls back if it throws.
+template <class F>
+auto transaction(PgConnection& conn, F&& body) {
+  conn.exec("BEGIN");
+  try {
+    if constexpr (std::is_void_v<decltype(body())>) {
+      body();
+      conn.exec("COMMIT");
+    } else {
+      auto result = body();
+      conn.exec("COMMIT");
+      return result;
+    }
+  } catch (...) {
+    if (conn.healthy()) {
+      try {
+        conn.exec("ROLLBACK");
+      } catch (const DbError&) {
+      }
+    }
+    throw;
+  }
+}
+
+struct PgPoolOptions {
+  std::string url;
+  int size = 8;
+  int connect_timeout_seconds = 2;
+  int statement_timeout_ms = 5000;
+  std::string application_name = "examiso";
+  std::chrono::milliseconds acquire_timeout{2000};
+};
+
+class PgPool final {
+ public:
+  explicit PgPool(PgPoolOptions options);
+
+  class Lease final {
+   public:
+    Lease(PgPool& pool, std::unique_ptr<PgConnection> conn) : pool_(&pool), conn_(std::move(conn)) {}
+    Lease(Lease&& other) noexcept = default;
+    ~Lease();
+    PgConnection& operator*() { return *conn_; }
+    PgConnection* operator->() { return conn_.get(); }
+
+   private:
+    PgPool* pool_;
+    std::unique_ptr<PgConnection> conn_;
+  };
+
+  // A healthy connection, reconnecting as needed. Throws DbError
+  // BACKEND_UNAVAILABLE when the database cannot be reached or the pool stays
+  // exhausted past acquire_timeout.
+  Lease acquire();
+
+  // Whether the database answers `SELECT 1` now.
+  bool ping();
+
+ private:
+  void release(std::unique_ptr<PgConnection> conn);
+
+  PgPoolOptions options_;
+  std::mutex mutex_;
+  std::condition_variable available_;
+  std::vector<std::unique_ptr<PgConnection>> idle_;
+  int open_ = 0;  // leased + idle
+};
+
+}  // namespace examiso

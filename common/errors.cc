@@ -1,0 +1,106 @@
+#include "common/errors.h"
+
+#include <google/protobuf/util/json_util.h>
+
+#include <array>
+
+#include "examiso/v1/common.pb.h"
+#include "google/rpc/status.pb.h"
+
+namespace examiso {
+namespace {
+
+using C = grpc::StatusCode;
+
+// code, gRPC status, HTTP status, CLI exit code, WebSocket close code
+constexpr std::array kErrors{
+    ErrorKind{"INTERNAL_ERROR", C::INTERNAL, 500, 1, 1011},
+    ErrorKind{"INVALID_USAGE", C::INVALID_ARGUMENT, 400, 2, 1008},
+    ErrorKind{"INVALID_IDENTITY", C::INVALID_ARGUMENT, 400, 3, 1008},
+    ErrorKind{"INVALID_ARGUMENT", C::INVALID_ARGUMENT, 400, 3, 1008},
+    ErrorKind{"INVALID_EXAM_ID", C::INVALID_ARGUMENT, 400, 3, 1008},
+    ErrorKind{"INVALID_JSON", C::INVALID_ARGUMENT, 400, 3, 1007},
+    ErrorKind{"PAYLOAD_TOO_LARGE", C::INVALID_ARGUMENT, 413, 3, 1009},
+    ErrorKind{"METHOD_NOT_ALLOWED", C::INVALID_ARGUMENT, 405, 2, 1008},
+    ErrorKind{"UNAUTHENTICATED", C::UNAUTHENTICATED, 401, 5, 4001},
+    ErrorKind{"ACCESS_DENIED", C::PERMISSION_DENIED, 403, 5, 4003},
+    ErrorKind{"NOT_FOUND", C::NOT_FOUND, 404, 4, 1008},
+    ErrorKind{"SESSION_NOT_FOUND", C::NOT_FOUND, 404, 4, 4003},
+    ErrorKind{"ENVIRONMENT_NOT_FOUND", C::NOT_FOUND, 404, 4, 4003},
+    ErrorKind{"INVALID_TRANSITION", C::FAILED_PRECONDITION, 409, 6, 1008},
+    ErrorKind{"ACTIVE_SESSION_EXISTS", C::ALREADY_EXISTS, 409, 6, 1008},
+    ErrorKind{"SESSION_EXISTS", C::ALREADY_EXISTS, 409, 6, 1008},
+    ErrorKind{"SESSION_NOT_READY", C::FAILED_PRECONDITION, 409, 6, 4005},
+    ErrorKind{"SESSION_TERMINATED", C::FAILED_PRECONDITION, 409, 6, 4006},
+    ErrorKind{"SESSION_ALREADY_TERMINATED", C::FAILED_PRECONDITION, 400, 6, 4006},
+    ErrorKind{"ENVIRONMENT_CREATE_FAILED", C::ABORTED, 500, 1, 1011},
+    ErrorKind{"TOKEN_ISSUING_DISABLED", C::FAILED_PRECONDITION, 403, 1, 1008},
+    ErrorKind{"RATE_LIMITED", C::RESOURCE_EXHAUSTED, 429, 1, 1013},
+    ErrorKind{"BACKEND_UNAVAILABLE", C::UNAVAILABLE, 503, 1, 1013},
+    ErrorKind{"TIMEOUT", C::DEADLINE_EXCEEDED, 504, 1, 1011},
+};
+
+const ErrorKind& kind_for_grpc(C code) {
+  switch (code) {
+    case C::UNAVAILABLE: return error_kind("BACKEND_UNAVAILABLE");
+    case C::DEADLINE_EXCEEDED: return error_kind("TIMEOUT");
+    case C::UNAUTHENTICATED: return error_kind("UNAUTHENTICATED");
+    case C::PERMISSION_DENIED: return error_kind("ACCESS_DENIED");
+    case C::INVALID_ARGUMENT: return error_kind("INVALID_ARGUMENT");
+    case C::RESOURCE_EXHAUSTED: return error_kind("RATE_LIMITED");
+    default: return error_kind("INTERNAL_ERROR");
+  }
+}
+
+}  // namespace
+
+const ErrorKind& error_kind(std::string_view code) {
+  for (const auto& k : kErrors)
+    if (k.code == code) return k;
+  return kErrors[0];
+}
+
+Error::Error(std::string code, const std::string& message, Json details)
+    : std::runtime_error(message), code_(std::move(code)), details_(std::move(details)) {
+  if (!details_.is_object()) details_ = Json::object();
+}
+
+Json Error::to_json() const {
+  return Json{{"error", true}, {"code", code_}, {"message", what()}, {"details", details_}};
+}
+
+grpc::Status to_grpc_status(const Error& error) {
+  v1::ErrorDetail detail;
+  detail.set_code(error.code());
+  (void)google::protobuf::util::JsonStringToMessage(compact_json(error.details()),
+                                                    detail.mutable_details());
+  google::rpc::Status rich;
+  rich.set_code(static_cast<int>(error.kind().grpc));
+  rich.set_message(error.what());
+  rich.add_details()->PackFrom(detail);
+  return grpc::Status(error.kind().grpc, error.what(), rich.SerializeAsString());
+}
+
+Error from_grpc_status(const grpc::Status& status, std::string_view address) {
+  google::rpc::Status rich;
+  v1::ErrorDetail detail;
+  if (!status.error_details().empty() && rich.ParseFromString(status.error_details())) {
+    for (const auto& any : rich.details()) {
+      if (!any.UnpackTo(&detail)) continue;
+      std::string details;
+      (void)google::protobuf::util::MessageToJsonString(detail.details(), &details);
+      Json parsed = Json::parse(details, nullptr, false);
+      return Error(detail.code(), status.error_message(), parsed.is_discarded() ? Json::object() : parsed);
+    }
+  }
+  const ErrorKind& kind = kind_for_grpc(status.error_code());
+  if (kind.code == "BACKEND_UNAVAILABLE")
+    return Error("BACKEND_UNAVAILABLE", "Service unavailable at " + std::string(address),
+                 Json{{"address", address}});
+  if (kind.code == "TIMEOUT")
+    return Error("TIMEOUT", "No answer in time from " + std::string(address),
+                 Json{{"address", address}});
+  return Error(std::string(kind.code), status.error_message().empty() ? "Internal error" : status.error_message());
+}
+
+}  // namespace examiso

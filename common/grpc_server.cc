@@ -1,0 +1,116 @@
+#include "common/grpc_server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <thread>
+
+#include "common/errors.h"
+#include "common/log.h"
+
+namespace examiso {
+namespace {
+
+sigset_t shutdown_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  return set;
+}
+
+}  // namespace
+
+void block_shutdown_signals() {
+  const sigset_t set = shutdown_signals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+GrpcServer::GrpcServer(std::string name, std::string listen) : name_(std::move(name)), listen_(std::move(listen)) {}
+
+void GrpcServer::add(grpc::Service* service, std::string full_name) {
+  services_.emplace_back(service, std::move(full_name));
+}
+
+void GrpcServer::start() {
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(listen_, grpc::InsecureServerCredentials(), &port_);
+  builder.SetMaxReceiveMessageSize(4 << 20);
+  for (auto& [service, name] : services_) builder.RegisterService(service);
+  server_ = builder.BuildAndStart();
+  if (!server_ || port_ == 0) throw Error("INTERNAL_ERROR", name_ + " cannot listen on " + listen_);
+  set_serving(true);
+  const std::string host = listen_.substr(0, listen_.rfind(':'));
+  log::info("listening", {{"address", host + ":" + std::to_string(port_)}});
+}
+
+void GrpcServer::wait() {
+  std::thread watcher([this] {
+    const sigset_t set = shutdown_signals();
+    const timespec tick{0, 100'000'000};
+    while (!stopping_) {
+      const int sig = sigtimedwait(&set, nullptr, &tick);
+      if (sig > 0) {
+        log::info("shutting_down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+        break;
+      }
+    }
+    set_serving(false);
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  });
+  server_->Wait();
+  stopping_ = true;
+  watcher.join();
+  log::info("stopped");
+}
+
+void GrpcServer::stop() { stopping_ = true; }
+
+void GrpcServer::set_serving(bool serving) {
+  if (!server_) return;
+  auto* health = server_->GetHealthCheckService();
+  health->SetServingStatus(serving);
+  for (auto& [service, name] : services_) health->SetServingStatus(name, serving);
+}
+
+int daemon_main(int argc, char** argv, std::string_view service, const std::function<void(const Config&)>& body) {
+  block_shutdown_signals();
+  log::set_service(service);
+  CLI::App app("examiso " + std::string(service) + " service");
+  std::string config_path;
+  if (const char* env = std::getenv("EXAMISO_CONFIG")) config_path = env;
+  app.add_option("--config", config_path, "configuration file (default: $EXAMISO_CONFIG, else built-in defaults)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    const Config config = Config::load(config_path);
+    log::set_level(log::parse_level(config.str("log.level")));
+    body(config);
+    return 0;
+  } catch (const Error& e) {
+    log::error("fatal", {{"code", e.code()}, {"message", e.what()}});
+  } catch (const std::exception& e) {
+    log::error("fatal", {{"code", "INTERNAL_ERROR"}, {"message", e.what()}});
+  }
+  return 1;
+}
+
+std::shared_ptr<grpc::Channel> make_channel(const std::string& address) {
+  grpc::ChannelArguments args;
+  // Reconnect quickly once a restarted service is back.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+}
+
+}  // namespace examiso

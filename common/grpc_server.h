@@ -1,0 +1,55 @@
+#pragma once
+// The gRPC bootstrap every service shares: health service, server reflection
+// (grpcurl can list and describe everything), and graceful shutdown on
+// SIGTERM/SIGINT.
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/impl/service_type.h>
+
+#include <atomic>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common/config.h"
+
+namespace examiso {
+
+// Call first in main(), before any thread starts, so that only the server's
+// signal watcher receives SIGTERM/SIGINT.
+void block_shutdown_signals();
+
+class GrpcServer final {
+ public:
+  GrpcServer(std::string name, std::string listen);
+
+  // `full_name` is the service's proto name, e.g. examiso.v1.IdentityService,
+  // under which the health service reports it.
+  void add(grpc::Service* service, std::string full_name);
+
+  // Starts listening (throws Error if the address cannot be bound).
+  void start();
+  // Blocks until a shutdown signal or stop(), then drains calls for up to 5 s.
+  void wait();
+  void stop();
+
+  // Health as clients see it (e.g. NOT_SERVING while the database is away).
+  void set_serving(bool serving);
+  int port() const { return port_; }
+
+ private:
+  std::string name_;
+  std::string listen_;
+  std::vector<std::pair<grpc::Service*, std::string>> services_;
+  std::unique_ptr<grpc::Server> server_;
+  std::atomic<bool> stopping_{false};
+  int port_ = 0;
+};
+
+// Runs a service process: reads --config (or EXAMISO_CONFIG), sets up logging
+// for `service`, runs `body`, and turns any Error into a logged exit 1.
+int daemon_main(int argc, char** argv, std::string_view service, const std::function<void(const Config&)>& body);
+
+// A channel to another service at `address` (host:port).
+std::shared_ptr<grpc::Channel> make_channel(const std::string& address);
+
+}  // namespace examiso

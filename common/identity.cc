@@ -1,0 +1,47 @@
+#include "common/identity.h"
+
+#include "common/errors.h"
+#include "common/uuid.h"
+
+namespace examiso {
+namespace {
+
+std::string joined(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> check_identity(std::initializer_list<IdentityField> fields) {
+  std::vector<std::string> missing, invalid, values;
+  for (const auto& f : fields) {
+    if (f.value.empty()) {
+      if (f.required) missing.emplace_back(f.name);
+      values.emplace_back();
+    } else if (auto canonical = canonical_uuid(f.value)) {
+      values.push_back(*canonical);
+    } else {
+      invalid.emplace_back(f.name);
+      values.emplace_back();
+    }
+  }
+  if (!missing.empty())
+    throw Error("INVALID_IDENTITY",
+                std::string("Missing required identity component") + (missing.size() > 1 ? "s: " : ": ") +
+                    joined(missing),
+                Json{{"missing_fields", missing}});
+  if (!invalid.empty())
+    throw Error("INVALID_IDENTITY",
+                std::string("Malformed identity component") + (invalid.size() > 1 ? "s: " : ": ") + joined(invalid) +
+                    (invalid.size() > 1 ? " (expected UUIDs)" : " (expected a UUID)"),
+                Json{{"invalid_fields", invalid}});
+  return values;
+}
+
+std::string require_uuid(std::string_view name, std::string_view value) {
+  return check_identity({{name, value}})[0];
+}
+
+}  // namespace examiso

@@ -1,0 +1,17 @@
+#pragma once
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace examiso {
+
+// A random (version 4) UUID from the system's CSPRNG, lower-case.
+std::string new_uuid();
+
+// The canonical lower-case form of an 8-4-4-4-12 hex UUID of any version, or
+// nullopt when `text` is not one.
+std::optional<std::string> canonical_uuid(std::string_view text);
+
+inline bool is_uuid(std::string_view text) { return canonical_uuid(text).has_value(); }
+
+}  // namespace examiso

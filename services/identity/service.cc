@@ -1,0 +1,46 @@
+#include "services/identity/service.h"
+
+#include "common/errors.h"
+#include "common/identity.h"
+#include "common/log.h"
+#include "common/proto_time.h"
+#include "common/rpc.h"
+
+namespace examiso::identity {
+
+grpc::Status IdentityService::ValidateIdentity(grpc::ServerContext*, const v1::ValidateIdentityRequest* request,
+                                               v1::ValidateIdentityResponse* response) {
+  return handle_rpc([&] {
+    const auto ids = check_identity({{"user_id", request->user_id()},
+                                     {"exam_session_id", request->exam_session_id()},
+                                     {"environment_id", request->environment_id(), request->require_environment_id()}});
+    response->set_valid(true);
+    auto* identity = response->mutable_identity();
+    identity->set_user_id(ids[0]);
+    identity->set_exam_session_id(ids[1]);
+    if (!ids[2].empty()) identity->set_environment_id(ids[2]);
+  });
+}
+
+grpc::Status IdentityService::VerifyToken(grpc::ServerContext*, const v1::VerifyTokenRequest* request,
+                                          v1::VerifyTokenResponse* response) {
+  return handle_rpc([&] {
+    const VerifiedToken token = verifier_.verify(request->token());
+    response->set_user_id(token.user_id);
+    *response->mutable_expires_at() = to_proto(token.expires_at);
+    response->set_algorithm(token.algorithm);
+  });
+}
+
+grpc::Status IdentityService::IssueToken(grpc::ServerContext*, const v1::IssueTokenRequest* request,
+                                         v1::IssueTokenResponse* response) {
+  return handle_rpc([&] {
+    const IssuedToken token = issuer_.issue(request->user_id(), std::chrono::seconds(request->ttl_seconds()));
+    response->set_token(token.token);
+    response->set_user_id(token.user_id);
+    *response->mutable_expires_at() = to_proto(token.expires_at);
+    log::info("token_issued", {{"user_id", token.user_id}, {"expires_at", iso8601(token.expires_at)}});
+  });
+}
+
+}  // namespace examiso::identity

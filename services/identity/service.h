@@ -1,0 +1,24 @@
+#pragma once
+#include "examiso/v1/identity.grpc.pb.h"
+#include "services/identity/token.h"
+
+namespace examiso::identity {
+
+// Adapts the identity RPCs to identity checks and tokens; nothing more.
+class IdentityService final : public v1::IdentityService::Service {
+ public:
+  IdentityService(const TokenVerifier& verifier, const TokenIssuer& issuer) : verifier_(verifier), issuer_(issuer) {}
+
+  grpc::Status ValidateIdentity(grpc::ServerContext*, const v1::ValidateIdentityRequest* request,
+                                v1::ValidateIdentityResponse* response) override;
+  grpc::Status VerifyToken(grpc::ServerContext*, const v1::VerifyTokenRequest* request,
+                           v1::VerifyTokenResponse* response) override;
+  grpc::Status IssueToken(grpc::ServerContext*, const v1::IssueTokenRequest* request,
+                          v1::IssueTokenResponse* response) override;
+
+ private:
+  const TokenVerifier& verifier_;
+  const TokenIssuer& issuer_;
+};
+
+}  // namespace examiso::identity

@@ -1,0 +1,77 @@
+#pragma once
+// Bearer tokens (JWT). The accepted algorithms are pinned by configuration and
+// each has its own key, so `alg: none` and algorithm confusion (an HS256 token
+// signed with the RSA public key) cannot pass. libjwt checks signatures only;
+// every claim rule lives here.
+#include <chrono>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/config.h"
+
+namespace examiso::identity {
+
+struct TokenPolicy {
+  std::vector<std::string> algorithms;  // from HS256, RS256, ES256
+  std::string hs256_secret;
+  std::string rs256_public_pem;
+  std::string es256_public_pem;
+  std::string issuer;    // checked when not empty
+  std::string audience;  // checked when not empty
+  std::chrono::seconds leeway{30};
+
+  // Reads and checks the identity section (key files included). Throws Error
+  // INVALID_ARGUMENT for an unknown algorithm or one without its key.
+  static TokenPolicy from_config(const Config& config);
+};
+
+struct VerifiedToken {
+  std::string user_id;  // canonical UUID from `sub` or `user_id`
+  TimePoint expires_at;
+  std::string algorithm;
+};
+
+class TokenVerifier final {
+ public:
+  TokenVerifier(TokenPolicy policy, const Clock& clock);
+
+  // Throws Error UNAUTHENTICATED with details.reason (malformed,
+  // algorithm_not_accepted, bad_signature, missing_exp, expired, not_yet_valid,
+  // issued_in_future, wrong_issuer, wrong_audience, missing_user_id, invalid_user_id).
+  VerifiedToken verify(std::string_view token) const;
+
+ private:
+  const std::string& key_for(std::string_view algorithm) const;
+
+  TokenPolicy policy_;
+  const Clock& clock_;
+};
+
+struct IssuedToken {
+  std::string token;
+  std::string user_id;
+  TimePoint expires_at;
+};
+
+// Development tokens: HS256 with the configured secret.
+class TokenIssuer final {
+ public:
+  TokenIssuer(const TokenPolicy& policy, std::chrono::seconds default_ttl, std::chrono::seconds max_ttl,
+              const Clock& clock);
+
+  // ttl 0 means the default. Throws TOKEN_ISSUING_DISABLED without a secret,
+  // INVALID_IDENTITY for a bad user id, INVALID_ARGUMENT for a bad ttl.
+  IssuedToken issue(std::string_view user_id, std::chrono::seconds ttl) const;
+
+ private:
+  std::string secret_;
+  std::string issuer_;
+  std::string audience_;
+  std::chrono::seconds default_ttl_;
+  std::chrono::seconds max_ttl_;
+  const Clock& clock_;
+};
+
+}  // namespace examiso::identity

@@ -1,0 +1,225 @@
+#include "tests/support/process.h"
+
+#include <fcntl.h>
+#include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include "grpc/health/v1/health.grpc.pb.h"
+
+extern char** environ;
+
+namespace examiso::testing {
+namespace {
+
+std::string read_all(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::vector<std::string> merged_env(const Env& extra) {
+  Env all;
+  for (char** e = environ; *e; ++e) {
+    std::string kv(*e);
+    const auto eq = kv.find('=');
+    if (eq != std::string::npos) all[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  for (const auto& [k, v] : extra) all[k] = v;
+  std::vector<std::string> out;
+  for (const auto& [k, v] : all) out.push_back(k + "=" + v);
+  return out;
+}
+
+std::vector<char*> c_strings(std::vector<std::string>& items) {
+  std::vector<char*> out;
+  for (auto& s : items) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+std::string resolve(const std::string& name) {
+  if (name.find('/') != std::string::npos) return name;
+  const std::string local = bin(name);
+  return std::filesystem::exists(local) ? local : name;
+}
+
+pid_t spawn(std::vector<std::string> argv, const Env& env, const std::string& in_path, const std::string& out_path,
+            const std::string& err_path) {
+  argv[0] = resolve(argv[0]);
+  auto env_strings = merged_env(env);
+  auto c_argv = c_strings(argv);
+  auto c_env = c_strings(env_strings);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, in_path.c_str(), O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  // Children start with default signal handling and nothing blocked.
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
+  pid_t pid = -1;
+  const int rc = posix_spawnp(&pid, c_argv[0], &actions, &attr, c_argv.data(), c_env.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) throw std::runtime_error("cannot start " + argv[0] + ": " + strerror(rc));
+  return pid;
+}
+
+int decode(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
+// Polls for the child's exit; -1 (still running) after `timeout`.
+int wait_for(pid_t pid, std::chrono::milliseconds timeout, int* raw_status) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      *raw_status = status;
+      return decode(status);
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return -1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+}  // namespace
+
+std::string bin(const std::string& name) { return std::string(EXAMISO_BIN_DIR) + "/" + name; }
+
+TempDir::TempDir() {
+  std::string templ = (std::filesystem::temp_directory_path() / "examiso-test-XXXXXX").string();
+  if (!mkdtemp(templ.data())) throw std::runtime_error("mkdtemp failed");
+  path_ = templ;
+}
+
+TempDir::~TempDir() {
+  std::error_code ignored;
+  std::filesystem::remove_all(path_, ignored);
+}
+
+CommandResult run(const std::vector<std::string>& argv, const Env& env, std::chrono::milliseconds timeout,
+                  const std::string& input) {
+  TempDir dir;
+  const std::string in = dir.path() + "/in", out = dir.path() + "/out", err = dir.path() + "/err";
+  std::ofstream(in, std::ios::binary) << input;
+  const pid_t pid = spawn(argv, env, in, out, err);
+  int raw = 0;
+  CommandResult result;
+  result.exit_code = wait_for(pid, timeout, &raw);
+  if (result.exit_code == -1) {
+    kill(-pid, SIGKILL);
+    waitpid(pid, &raw, 0);
+    result.err = "(timed out)\n";
+  }
+  result.out = read_all(out);
+  result.err += read_all(err);
+  return result;
+}
+
+CommandResult run_shell(const std::string& script, const Env& env, std::chrono::milliseconds timeout) {
+  Env with_path = env;
+  const char* path = getenv("PATH");
+  with_path["PATH"] = std::string(EXAMISO_BIN_DIR) + ":" + (path ? path : "/usr/bin:/bin");
+  return run({"/bin/bash", "-c", script}, with_path, timeout);
+}
+
+Daemon::Daemon(std::vector<std::string> argv, const Env& env) : argv_(std::move(argv)) {
+  static int counter = 0;
+  log_path_ = (std::filesystem::temp_directory_path() /
+               ("examiso-daemon-" + std::to_string(getpid()) + "-" + std::to_string(++counter) + ".log"))
+                  .string();
+  pid_ = spawn(argv_, env, "/dev/null", "/dev/null", log_path_);
+}
+
+Daemon::~Daemon() {
+  stop();
+  std::error_code ignored;
+  std::filesystem::remove(log_path_, ignored);
+}
+
+bool Daemon::running() {
+  if (status_ != -1) return false;
+  int raw = 0;
+  if (waitpid(pid_, &raw, WNOHANG) == pid_) {
+    status_ = decode(raw);
+    return false;
+  }
+  return true;
+}
+
+void Daemon::signal(int sig) {
+  if (running()) kill(pid_, sig);
+}
+
+int Daemon::wait(std::chrono::milliseconds timeout) {
+  if (status_ != -1) return status_;
+  int raw = 0;
+  const int code = wait_for(pid_, timeout, &raw);
+  if (code != -1) status_ = code;
+  return code;
+}
+
+int Daemon::stop() {
+  if (!running()) return status_;
+  kill(pid_, SIGTERM);
+  if (wait(std::chrono::seconds(10)) == -1) {
+    kill(pid_, SIGKILL);
+    wait(std::chrono::seconds(10));
+  }
+  return status_;
+}
+
+std::string Daemon::log() const { return read_all(log_path_); }
+
+int free_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+bool wait_serving(const std::string& address, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    // A fresh channel each time: a channel that failed once waits out its backoff.
+    auto stub = grpc::health::v1::Health::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+    grpc::health::v1::HealthCheckRequest request;
+    grpc::health::v1::HealthCheckResponse response;
+    if (stub->Check(&context, request, &response).ok() &&
+        response.status() == grpc::health::v1::HealthCheckResponse::SERVING)
+      return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+}  // namespace examiso::testing
