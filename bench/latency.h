@@ -1,5 +1,6 @@
 #pragma once
 // Latency percentiles for benchmarks that must meet a p99 target.
+#include <absl/synchronization/mutex.h>
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -7,6 +8,13 @@
 #include <vector>
 
 namespace examiso::bench {
+
+// Benchmark clients are gRPC clients too: without Abseil's per-lock cycle
+// detection (on in Debian's build), as the services run.
+inline const bool kNoDeadlockDetection = [] {
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  return true;
+}();
 
 class Latencies {
  public:

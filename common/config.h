@@ -19,6 +19,10 @@ struct ConfigKey {
 
 std::span<const ConfigKey> config_keys();
 
+// Every key with its default and meaning, as YAML: what config/examiso.yaml
+// holds (`examiso-<service> --print-config` writes it).
+std::string documented_config();
+
 class Config final {
  public:
   // Defaults, then the file at `path` (none when empty), then EXAMISO_<SECTION>_<NAME>

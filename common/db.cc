@@ -2,7 +2,9 @@
 
 #include <poll.h>
 
+#include <cstdio>
 #include <cstdlib>
+#include <ctime>
 
 namespace examiso {
 namespace {
@@ -13,6 +15,18 @@ bool connection_lost(std::string_view sqlstate) {
 }
 
 }  // namespace
+
+std::string sql_time(TimePoint t) {
+  const int64_t us = to_micros(t);
+  const int64_t secs = us >= 0 ? us / 1'000'000 : (us - 999'999) / 1'000'000;
+  const std::time_t tt = static_cast<std::time_t>(secs);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02d %02d:%02d:%02d.%06lld+00", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long long>(us - secs * 1'000'000));
+  return buf;
+}
 
 int64_t PgResult::integer(int row, int col) const {
   return std::strtoll(PQgetvalue(r_.get(), row, col), nullptr, 10);
@@ -65,6 +79,21 @@ PgResult PgConnection::exec(std::string_view sql, const std::vector<Param>& para
                             nullptr, nullptr, 0));
 }
 
+PgResult PgConnection::exec_prepared(const std::string& sql, const std::vector<Param>& params) {
+  if (!conn_ || broken_) throw DbError("BACKEND_UNAVAILABLE", "database connection lost", "08006");
+  auto it = prepared_.find(sql);
+  if (it == prepared_.end()) {
+    const std::string name = "examiso_" + std::to_string(prepared_.size() + 1);
+    check(PQprepare(conn_, name.c_str(), sql.c_str(), 0, nullptr));
+    it = prepared_.emplace(sql, name).first;
+  }
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) values.push_back(p.value() ? p.value()->c_str() : nullptr);
+  return check(PQexecPrepared(conn_, it->second.c_str(), static_cast<int>(values.size()), values.data(), nullptr,
+                              nullptr, 0));
+}
+
 PgResult PgConnection::script(std::string_view sql) {
   if (!conn_ || broken_) throw DbError("BACKEND_UNAVAILABLE", "database connection lost", "08006");
   return check(PQexec(conn_, std::string(sql).c_str()));
@@ -83,7 +112,9 @@ PgResult PgConnection::check(PGresult* raw) {
     broken_ = true;
     throw DbError("BACKEND_UNAVAILABLE", "database unavailable: " + message, sqlstate);
   }
-  throw DbError("INTERNAL_ERROR", "database error " + sqlstate + ": " + message, sqlstate);
+  const char* constraint = PQresultErrorField(raw, PG_DIAG_CONSTRAINT_NAME);
+  throw DbError("INTERNAL_ERROR", "database error " + sqlstate + ": " + message, sqlstate,
+                constraint ? constraint : "");
 }
 
 PgPool::PgPool(PgPoolOptions options) : options_(std::move(options)) {}

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/errors.h"
 
 namespace examiso {
@@ -21,13 +22,15 @@ namespace examiso {
 // reached, INTERNAL_ERROR otherwise; `sqlstate` says exactly what happened.
 class DbError : public Error {
  public:
-  DbError(std::string code, const std::string& message, std::string sqlstate)
-      : Error(std::move(code), message), sqlstate_(std::move(sqlstate)) {}
+  DbError(std::string code, const std::string& message, std::string sqlstate, std::string constraint = "")
+      : Error(std::move(code), message), sqlstate_(std::move(sqlstate)), constraint_(std::move(constraint)) {}
   const std::string& sqlstate() const { return sqlstate_; }
+  const std::string& constraint() const { return constraint_; }  // of a violated constraint
   bool unique_violation() const { return sqlstate_ == "23505"; }
 
  private:
   std::string sqlstate_;
+  std::string constraint_;
 };
 
 // A statement parameter in text form; nullopt is SQL NULL.
@@ -50,6 +53,14 @@ class Param {
   std::optional<std::string> value_;
 };
 
+// Timestamps cross into SQL as text with microseconds ('2026-02-07 10:28:45.123456+00')
+// and come back as microseconds ((EXTRACT(EPOCH FROM col) * 1000000)::bigint), so
+// that the injected Clock is the only source of time.
+std::string sql_time(TimePoint t);
+inline std::optional<std::string> sql_time(const std::optional<TimePoint>& t) {
+  return t ? std::optional(sql_time(*t)) : std::nullopt;
+}
+
 class PgResult final {
  public:
   explicit PgResult(PGresult* r) : r_(r, PQclear) {}
@@ -63,6 +74,10 @@ class PgResult final {
     return null(row, col) ? std::nullopt : std::optional(str(row, col));
   }
   int64_t integer(int row, int col) const;
+  // A timestamp column selected as microseconds since the epoch, or nullopt.
+  std::optional<TimePoint> time(int row, int col) const {
+    return null(row, col) ? std::nullopt : std::optional(from_micros(integer(row, col)));
+  }
   bool boolean(int row, int col) const { return text(row, col) == "t"; }
   int64_t affected() const;  // rows touched by INSERT/UPDATE/DELETE
 
@@ -79,6 +94,9 @@ class PgConnection final {
   PgConnection& operator=(const PgConnection&) = delete;
 
   PgResult exec(std::string_view sql, const std::vector<Param>& params = {});
+  // exec() through a statement prepared once per connection: for hot paths
+  // whose plan does not depend on the parameters.
+  PgResult exec_prepared(const std::string& sql, const std::vector<Param>& params);
   // Several statements without parameters (migrations).
   PgResult script(std::string_view sql);
   bool healthy() const { return conn_ && PQstatus(conn_) == CONNECTION_OK && !broken_; }
@@ -91,6 +109,7 @@ class PgConnection final {
 
   PGconn* conn_ = nullptr;
   bool broken_ = false;
+  std::map<std::string, std::string, std::less<>> prepared_;  // sql -> statement name
 };
 
 // Runs `body` inside BEGIN/COMMIT; rolls back if it throws.

@@ -18,6 +18,10 @@ namespace examiso {
 // signal watcher receives SIGTERM/SIGINT.
 void block_shutdown_signals();
 
+// Sleeps up to `timeout`; true if SIGTERM/SIGINT arrived (for waits before the
+// server runs).
+bool wait_for_shutdown_signal(std::chrono::milliseconds timeout);
+
 class GrpcServer final {
  public:
   GrpcServer(std::string name, std::string listen);

@@ -25,7 +25,7 @@ std::string find_pg_bin() {
 
 }  // namespace
 
-PostgresCluster::PostgresCluster() : bin_dir_(find_pg_bin()) {
+PostgresCluster::PostgresCluster(bool durable) : bin_dir_(find_pg_bin()), durable_(durable) {
   std::string templ = (std::filesystem::temp_directory_path() / "examiso-pg-XXXXXX").string();
   if (!mkdtemp(templ.data())) throw std::runtime_error("mkdtemp failed");
   root_ = templ;
@@ -56,9 +56,9 @@ CommandResult PostgresCluster::pg(const std::vector<std::string>& argv) const {
 }
 
 void PostgresCluster::start() {
-  const std::string options = "-p " + std::to_string(port_) + " -k " + root_ +
-                              " -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
-                              " -c full_page_writes=off -c max_connections=300";
+  std::string options = "-p " + std::to_string(port_) + " -k " + root_ +
+                        " -c listen_addresses=127.0.0.1 -c max_connections=300";
+  if (!durable_) options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off";
   const auto r = pg({bin_dir_ + "/pg_ctl", "-D", data_dir_, "-l", root_ + "/server.log", "-o", options, "-w", "start"});
   if (r.exit_code != 0) throw std::runtime_error("pg_ctl start failed: " + r.out + r.err);
 }

@@ -10,7 +10,9 @@ namespace examiso::testing {
 
 class PostgresCluster final {
  public:
-  PostgresCluster();  // initdb + start
+  // initdb + start. Tests skip fsync; `durable` keeps PostgreSQL's defaults
+  // (fsync, synchronous commit), for benchmarks that must be honest.
+  explicit PostgresCluster(bool durable = false);
   ~PostgresCluster();
   PostgresCluster(const PostgresCluster&) = delete;
   PostgresCluster& operator=(const PostgresCluster&) = delete;
@@ -31,6 +33,7 @@ class PostgresCluster final {
   std::string root_;
   std::string data_dir_;
   int port_ = 0;
+  bool durable_ = false;
 };
 
 // One cluster per test binary, started on first use.

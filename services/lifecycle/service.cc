@@ -1,0 +1,216 @@
+#include "services/lifecycle/service.h"
+
+#include "common/identity.h"
+#include "common/proto_time.h"
+#include "common/rpc.h"
+#include "services/lifecycle/status.h"
+
+namespace examiso::lifecycle {
+namespace {
+
+// Domain enums and proto enums share their order; proto adds UNSPECIFIED = 0.
+v1::SessionState proto_enum(State s) { return static_cast<v1::SessionState>(static_cast<int>(s) + 1); }
+v1::TerminationReason proto_enum(TerminationReason r) { return static_cast<v1::TerminationReason>(r); }
+v1::FailureClass proto_enum(FailureClass f) { return static_cast<v1::FailureClass>(f); }
+
+std::optional<State> domain_state(v1::SessionState s) {
+  if (s <= v1::SESSION_STATE_UNSPECIFIED || s > v1::SESSION_STATE_FAILED) return std::nullopt;
+  return static_cast<State>(static_cast<int>(s) - 1);
+}
+
+State required_state(v1::SessionState s, const char* field) {
+  const auto state = domain_state(s);
+  if (!state) throw Error("INVALID_ARGUMENT", std::string(field) + " must name a session state", Json{{"field", field}});
+  return *state;
+}
+
+template <class Enum, class Proto>
+Enum checked_enum(Proto value, int max, const char* field) {
+  if (static_cast<int>(value) < 0 || static_cast<int>(value) > max)
+    throw Error("INVALID_ARGUMENT", std::string("unknown ") + field, Json{{"field", field}});
+  return static_cast<Enum>(value);
+}
+
+void set_time(google::protobuf::Timestamp* out, const std::optional<TimePoint>& t) {
+  if (t) *out = to_proto(*t);
+}
+
+void fill(v1::Session* out, const Session& s, TimePoint now) {
+  out->set_session_id(s.session_id);
+  out->set_user_id(s.user_id);
+  out->set_exam_id(s.exam_id);
+  out->set_state(proto_enum(s.state));
+  out->set_termination_reason(proto_enum(s.termination_reason));
+  out->set_failure_class(proto_enum(s.failure_class));
+  out->set_reason(s.reason);
+  out->set_auto_provision(s.auto_provision);
+  out->set_duration_seconds(s.duration_seconds);
+  set_time(out->mutable_created_at(), s.created_at);
+  set_time(out->mutable_initializing_at(), s.initializing_at);
+  set_time(out->mutable_ready_at(), s.ready_at);
+  set_time(out->mutable_started_at(), s.started_at);
+  set_time(out->mutable_terminated_at(), s.terminated_at);
+  set_time(out->mutable_deadline(), s.deadline);
+  set_time(out->mutable_updated_at(), s.updated_at);
+  out->set_remaining_seconds(remaining_seconds(s, now));
+  out->set_version(s.version);
+}
+
+void fill(v1::SessionStatus* out, const Session& s, TimePoint now) {
+  const DisplayStatus d = display_status(s, now);
+  out->set_session_id(s.session_id);
+  out->set_user_id(s.user_id);
+  out->set_lifecycle_state(proto_enum(s.state));
+  out->set_display_state(d.display_state);
+  out->set_message(d.message);
+  out->mutable_progress()->set_current_step(d.current_step);
+  out->mutable_progress()->set_total_steps(d.total_steps);
+  out->mutable_progress()->set_step_description(d.step_description);
+  out->set_environment_ready(d.environment_ready);
+  out->set_remaining_seconds(d.remaining_seconds);
+  set_time(out->mutable_updated_at(), s.updated_at);
+  out->set_error_reason(d.error_reason);
+  out->set_recoverable(d.recoverable);
+  out->set_failure_class(proto_enum(s.failure_class));
+  out->set_termination_reason(proto_enum(s.termination_reason));
+  set_time(out->mutable_deadline(), s.deadline);
+  out->set_version(s.version);
+  out->set_technical_message(d.technical_message);
+}
+
+void fill(v1::Exam* out, const Exam& e) {
+  out->set_exam_id(e.exam_id);
+  out->set_title(e.title);
+  out->set_duration_seconds(e.duration_seconds);
+  out->set_provisioning_timeout_seconds(e.provisioning_timeout_seconds);
+  auto* env = out->mutable_environment();
+  env->set_image(e.environment.image);
+  env->set_memory_limit_bytes(e.environment.memory_limit_bytes);
+  env->set_pids_limit(e.environment.pids_limit);
+  env->set_cpu_millis(e.environment.cpu_millis);
+  env->set_home_size_bytes(e.environment.home_size_bytes);
+  env->set_tmp_size_bytes(e.environment.tmp_size_bytes);
+  for (const auto& a : e.environment.egress_allow) env->mutable_network()->add_egress_allow(a);
+  env->set_setup_script(e.environment.setup_script);
+  env->set_runtime_class(e.environment.runtime_class);
+}
+
+}  // namespace
+
+grpc::Status LifecycleService::CreateSession(grpc::ServerContext*, const v1::CreateSessionRequest* request,
+                                             v1::Session* response) {
+  return handle_rpc([&] {
+    const Session s = store_.create({request->session_id(), request->user_id(), request->exam_id(),
+                                     request->auto_provision(), request->actor()});
+    fill(response, s, clock_.now());
+  });
+}
+
+grpc::Status LifecycleService::Transition(grpc::ServerContext*, const v1::TransitionRequest* request,
+                                          v1::TransitionResponse* response) {
+  return handle_rpc([&] {
+    TransitionRequest t;
+    t.session_id = request->session_id();
+    t.to = required_state(request->to(), "to");
+    t.reason = request->reason();
+    t.termination_reason =
+        checked_enum<TerminationReason>(request->termination_reason(), 5, "termination_reason");
+    t.failure_class = checked_enum<FailureClass>(request->failure_class(), 4, "failure_class");
+    t.actor = request->actor();
+    if (request->expected_from() != v1::SESSION_STATE_UNSPECIFIED)
+      t.expected_from = required_state(request->expected_from(), "expected_from");
+    const TransitionResult r = store_.transition(t);
+    response->set_session_id(r.session.session_id);
+    response->set_previous_state(proto_enum(r.previous_state));
+    response->set_current_state(proto_enum(r.session.state));
+    *response->mutable_transitioned_at() = to_proto(r.session.updated_at);
+    fill(response->mutable_session(), r.session, clock_.now());
+  });
+}
+
+grpc::Status LifecycleService::GetSession(grpc::ServerContext*, const v1::GetSessionRequest* request,
+                                          v1::Session* response) {
+  return handle_rpc([&] { fill(response, store_.get(request->session_id()), clock_.now()); });
+}
+
+grpc::Status LifecycleService::ListSessions(grpc::ServerContext*, const v1::ListSessionsRequest* request,
+                                            v1::ListSessionsResponse* response) {
+  return handle_rpc([&] {
+    SessionFilter f;
+    f.user_id = request->user_id();
+    for (int s : request->states()) f.states.push_back(required_state(static_cast<v1::SessionState>(s), "states"));
+    if (request->has_deadline_before()) f.deadline_before = from_proto(request->deadline_before());
+    if (request->has_state_entered_before()) f.state_entered_before = from_proto(request->state_entered_before());
+    f.limit = request->limit() == 0 ? 100 : request->limit();
+    const TimePoint now = clock_.now();
+    for (const Session& s : store_.list(f)) fill(response->add_sessions(), s, now);
+  });
+}
+
+grpc::Status LifecycleService::GetStatus(grpc::ServerContext*, const v1::GetStatusRequest* request,
+                                         v1::SessionStatus* response) {
+  return handle_rpc([&] { fill(response, store_.get(request->session_id()), clock_.now()); });
+}
+
+grpc::Status LifecycleService::WatchSession(grpc::ServerContext* context, const v1::WatchSessionRequest* request,
+                                            grpc::ServerWriter<v1::SessionStatus>* writer) {
+  return handle_rpc([&] {
+    const std::string id = require_uuid("exam_session_id", request->session_id());
+    // Subscribe before the first read so that no change falls in between.
+    const auto subscription = hub_.subscribe(id);
+    Session session = store_.get(id);
+    const auto send = [&] {
+      v1::SessionStatus status;
+      fill(&status, session, clock_.now());
+      return writer->Write(status);
+    };
+    if (!send()) return;
+    auto last_sent = std::chrono::steady_clock::now();
+    int64_t sent_version = session.version;
+    // A terminal session changes no more: its last status ends the stream.
+    while (!is_terminal(session.state) && !context->IsCancelled()) {
+      if (subscription->wait_for(std::chrono::milliseconds(100))) {
+        session = store_.get(id);
+        if (session.version == sent_version) continue;
+      } else if (std::chrono::steady_clock::now() - last_sent < heartbeat_) {
+        continue;
+      }
+      if (!send()) return;
+      sent_version = session.version;
+      last_sent = std::chrono::steady_clock::now();
+    }
+  });
+}
+
+grpc::Status LifecycleService::ListTransitions(grpc::ServerContext*, const v1::ListTransitionsRequest* request,
+                                               v1::ListTransitionsResponse* response) {
+  return handle_rpc([&] {
+    for (const HistoryEntry& h : store_.history(request->session_id())) {
+      auto* t = response->add_transitions();
+      if (h.from) t->set_from_state(proto_enum(*h.from));
+      t->set_to_state(proto_enum(h.to));
+      t->set_reason(h.reason);
+      t->set_termination_reason(proto_enum(h.termination_reason));
+      t->set_failure_class(proto_enum(h.failure_class));
+      t->set_actor(h.actor);
+      *t->mutable_at() = to_proto(h.at);
+    }
+  });
+}
+
+grpc::Status LifecycleService::ListExams(grpc::ServerContext*, const v1::ListExamsRequest*,
+                                         v1::ListExamsResponse* response) {
+  return handle_rpc([&] {
+    for (const Exam& e : catalog_.exams()) fill(response->add_exams(), e);
+  });
+}
+
+grpc::Status LifecycleService::GetExam(grpc::ServerContext*, const v1::GetExamRequest* request, v1::Exam* response) {
+  return handle_rpc([&] {
+    const Exam* exam = catalog_.find(request->exam_id());
+    if (!exam) throw Error("INVALID_EXAM_ID", "Unknown exam", Json{{"exam_id", request->exam_id().substr(0, 100)}});
+    fill(response, *exam);
+  });
+}
+
+}  // namespace examiso::lifecycle

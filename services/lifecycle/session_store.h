@@ -1,0 +1,113 @@
+#pragma once
+// Sessions in PostgreSQL: creation, compare-and-set transitions with their
+// history, lookups. Every change is one statement (row, history and
+// notification together), so it is durable before anyone is told of it.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/db.h"
+#include "common/migrate.h"
+#include "services/lifecycle/catalog.h"
+#include "services/lifecycle/state.h"
+
+namespace examiso {
+
+// The lifecycle service's schema: migrations/*.sql, embedded at build time.
+std::vector<Migration> lifecycle_migrations();
+
+namespace lifecycle {
+
+// The PostgreSQL channel that carries the id of every changed session.
+inline constexpr std::string_view kChangeChannel = "examiso_session_changed";
+
+struct Session {
+  std::string session_id;
+  std::string user_id;
+  std::string exam_id;
+  State state = State::created;
+  std::optional<State> previous_state;
+  TerminationReason termination_reason = TerminationReason::none;
+  FailureClass failure_class = FailureClass::none;
+  std::string reason;  // free text of the transition into `state`
+  bool auto_provision = false;
+  int64_t duration_seconds = 0;
+  int64_t provisioning_timeout_seconds = 0;
+  TimePoint created_at;
+  TimePoint updated_at;  // when it entered `state`
+  std::optional<TimePoint> initializing_at, ready_at, started_at, terminated_at, deadline;
+  int64_t version = 0;
+};
+
+struct CreateRequest {
+  std::string session_id;  // empty: a new UUID
+  std::string user_id;
+  std::string exam_id;  // empty: the catalog's default exam
+  bool auto_provision = false;
+  std::string actor;
+};
+
+struct TransitionRequest {
+  std::string session_id;
+  State to = State::created;
+  std::string reason;
+  TerminationReason termination_reason = TerminationReason::none;  // terminated: default admin
+  FailureClass failure_class = FailureClass::none;                 // failed: default infra
+  std::string actor;
+  std::optional<State> expected_from;  // only from this state
+};
+
+struct TransitionResult {
+  Session session;
+  State previous_state = State::created;
+};
+
+struct HistoryEntry {
+  std::optional<State> from;  // none for creation
+  State to = State::created;
+  std::string reason;
+  TerminationReason termination_reason = TerminationReason::none;
+  FailureClass failure_class = FailureClass::none;
+  std::string actor;
+  TimePoint at;
+};
+
+struct SessionFilter {
+  std::string user_id;  // empty: every user
+  std::vector<State> states;
+  std::optional<TimePoint> deadline_before;
+  std::optional<TimePoint> state_entered_before;
+  int limit = 100;
+};
+
+class SessionStore final {
+ public:
+  SessionStore(PgPool& pool, const ExamCatalog& catalog, const Clock& clock)
+      : pool_(pool), catalog_(catalog), clock_(clock) {}
+
+  // INVALID_IDENTITY, INVALID_EXAM_ID, INVALID_ARGUMENT, ACTIVE_SESSION_EXISTS
+  // (details.session_id: the user's active one), SESSION_EXISTS.
+  Session create(const CreateRequest& request);
+
+  // INVALID_IDENTITY, INVALID_ARGUMENT, SESSION_NOT_FOUND, INVALID_TRANSITION
+  // (details: current_state, requested_state, allowed_transitions).
+  TransitionResult transition(const TransitionRequest& request);
+
+  Session get(std::string_view session_id);  // SESSION_NOT_FOUND
+  std::vector<Session> list(const SessionFilter& filter);
+  std::vector<HistoryEntry> history(std::string_view session_id);
+
+ private:
+  [[noreturn]] void transition_refused(PgConnection& conn, const std::string& session_id, State to);
+
+  PgPool& pool_;
+  const ExamCatalog& catalog_;
+  const Clock& clock_;
+};
+
+// Rejects text a session field cannot hold: too long, or with NUL bytes.
+void check_text(std::string_view field, std::string_view value, size_t max_bytes);
+
+}  // namespace lifecycle
+}  // namespace examiso

@@ -1,0 +1,57 @@
+#pragma once
+// Change notifications across replicas: one connection per process LISTENs on
+// the sessions channel and wakes the subscribers of each changed session.
+// After a lost connection every subscriber is woken, since changes may have
+// been missed meanwhile.
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+
+namespace examiso::lifecycle {
+
+class SessionWatchHub final {
+ public:
+  class Subscription final {
+   public:
+    ~Subscription();
+    // True when the session may have changed since the last call; false after
+    // `timeout` with no news.
+    bool wait_for(std::chrono::milliseconds timeout);
+
+   private:
+    friend class SessionWatchHub;
+    Subscription(SessionWatchHub& hub, std::string session_id) : hub_(hub), session_id_(std::move(session_id)) {}
+    void wake();
+
+    SessionWatchHub& hub_;
+    std::string session_id_;
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    bool changed_ = false;
+  };
+
+  explicit SessionWatchHub(std::string database_url);
+  ~SessionWatchHub();
+
+  std::unique_ptr<Subscription> subscribe(const std::string& session_id);
+  bool listening() const { return listening_; }
+
+ private:
+  void run();
+  void dispatch(const std::string& session_id);
+  void wake_all();
+
+  std::string url_;
+  std::mutex mutex_;
+  std::map<std::string, std::set<Subscription*>> subscribers_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> listening_{false};
+  std::thread thread_;
+};
+
+}  // namespace examiso::lifecycle
