@@ -34,9 +34,9 @@ class Command final {
   // contract's Error (unreachable: BACKEND_UNAVAILABLE naming the address).
   template <class Stub, class Request, class Response>
   Response call(grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*), Stub& stub,
-                const Request& request) {
+                const Request& request, std::chrono::milliseconds timeout = {}) {
     grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + timeout_);
+    context.set_deadline(std::chrono::system_clock::now() + (timeout.count() ? timeout : timeout_));
     Response response;
     const grpc::Status status = (stub.*method)(&context, request, &response);
     if (!status.ok()) throw from_grpc_status(status, address_);

@@ -2,7 +2,12 @@
 
 #include <stdexcept>
 
+#include <unistd.h>
+
+#include <thread>
+
 #include "common/config.h"
+#include "services/environment/local_driver.h"
 
 namespace examiso::testing {
 
@@ -15,7 +20,23 @@ Platform::Platform(std::string database_url, Env extra) : env_(std::move(extra))
   }
   env_["DATABASE_URL"] = std::move(database_url);
   env_.emplace("EXAMISO_IDENTITY_HS256_SECRET", "end-to-end-test-development-secret");
-  env_.emplace("EXAMISO_LIFECYCLE_EXAM_CATALOG", std::string(EXAMISO_SOURCE_DIR) + "/config/exams.yaml");
+  env_.emplace("EXAMISO_LIFECYCLE_EXAM_CATALOG", std::string(EXAMISO_SOURCE_DIR) + "/tests/data/test_exams.yaml");
+  static int instances = 0;
+  cgroup_parent_ = "examiso-test-" + std::to_string(getpid()) + "-" + std::to_string(++instances);
+  env_.emplace("EXAMISO_ENVIRONMENT_STATE_DIR", sandboxes_.path());
+  env_.emplace("EXAMISO_ENVIRONMENT_CGROUP_PARENT", cgroup_parent_);
+  env_.emplace("EXAMISO_ENVIRONMENT_RECONCILE_INTERVAL_SECONDS", "1");
+}
+
+Platform::~Platform() {
+  for (auto& [name, d] : daemons_) d->stop();
+  for (auto& d : replicas_) d->stop();
+  // Sandboxes outlive the environment service by design: end them here.
+  environment::LocalDriver driver({sandboxes_.path(), cgroup_parent_, bin("examiso-sandbox"), 4096});
+  for (const auto& id : driver.list()) driver.destroy(id);
+  for (int i = 0; i < 100 && !driver.list().empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  for (const char* c : {"memory", "pids", "cpu", ""})
+    rmdir(("/sys/fs/cgroup/" + std::string(c) + (*c ? "/" : "") + cgroup_parent_).c_str());
 }
 
 const std::string& Platform::start(const std::string& service, const Env& extra) {

@@ -33,7 +33,15 @@ class Platform final {
   // Every daemon's log, for failure messages.
   std::string logs() const;
 
+  // Where this platform's local sandboxes live, and their cgroup parent.
+  const std::string& sandbox_dir() const { return sandboxes_.path(); }
+  const std::string& cgroup_parent() const { return cgroup_parent_; }
+
+  ~Platform();
+
  private:
+  TempDir sandboxes_;
+  std::string cgroup_parent_;
   Env env_;
   std::map<std::string, std::string> addresses_;
   std::map<std::string, std::unique_ptr<Daemon>> daemons_;

@@ -1,0 +1,63 @@
+#pragma once
+// What an environment driver does: local sandboxes now, Kubernetes pods later.
+// Each environment is named by its environment_id; drivers keep no state that
+// a restart would lose (they find their sandboxes again by listing).
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace examiso::environment {
+
+struct EnvironmentSpec {
+  std::string environment_id;
+  std::string session_id;
+  std::string name;  // pod_name, also the hostname inside
+  uid_t host_uid = 0;
+  std::string image;
+  int64_t memory_limit_bytes = 512ll << 20;
+  int64_t pids_limit = 256;
+  int64_t cpu_millis = 1000;
+  int64_t home_size_bytes = 256ll << 20;
+  int64_t tmp_size_bytes = 64ll << 20;
+  std::vector<std::string> egress_allow;
+  std::string setup_script;
+  std::string runtime_class;
+  int64_t duration_seconds = 0;
+};
+
+// One client's view of an environment's terminal.
+class Terminal {
+ public:
+  virtual ~Terminal() = default;
+  // Output as it comes (the recent output first); "" after `timeout` with
+  // nothing new; nullopt once the terminal is gone.
+  virtual std::optional<std::string> read(std::chrono::milliseconds timeout) = 0;
+  virtual bool write(std::string_view input) = 0;
+  virtual bool resize(uint16_t cols, uint16_t rows) = 0;
+  // Ends this client's attachment (unblocks read); the shell keeps running.
+  virtual void close() = 0;
+};
+
+class SandboxDriver {
+ public:
+  virtual ~SandboxDriver() = default;
+  virtual std::string name() const = 0;
+  // Ready when it returns. Throws Error ENVIRONMENT_CREATE_FAILED
+  // (details.reason) and then leaves nothing allocated.
+  virtual void create(const EnvironmentSpec& spec, std::chrono::steady_clock::time_point deadline) = 0;
+  virtual bool alive(const std::string& environment_id) = 0;
+  // Idempotent: destroying what is not there is not an error.
+  virtual void destroy(const std::string& environment_id) = 0;
+  // Every environment this driver has on its node, by id.
+  virtual std::vector<std::string> list() = 0;
+  // Throws Error ENVIRONMENT_NOT_FOUND when it is not running.
+  virtual std::unique_ptr<Terminal> attach(const std::string& environment_id, uint16_t cols, uint16_t rows) = 0;
+};
+
+}  // namespace examiso::environment

@@ -1,0 +1,131 @@
+#include "services/environment/environment_store.h"
+
+#include <random>
+
+#include "common/errors.h"
+
+namespace examiso::environment {
+namespace {
+
+constexpr std::string_view kStatuses[] = {"pending", "creating", "running", "terminating", "destroyed", "error"};
+
+Status parse_status(std::string_view text) {
+  for (size_t i = 0; i < std::size(kStatuses); ++i)
+    if (kStatuses[i] == text) return static_cast<Status>(i);
+  return Status::error;
+}
+
+std::string micros(std::string_view column) {
+  return "(EXTRACT(EPOCH FROM " + std::string(column) + ") * 1000000)::bigint";
+}
+
+const std::string& columns() {
+  static const std::string c = "environment_id::text, session_id::text, pod_name, pod_namespace, driver, node,"
+                               " coalesce(host_uid, 0), status, coalesce(error_reason, ''), " +
+                               micros("created_at") + ", " + micros("ready_at") + ", " + micros("destroyed_at") + ", " +
+                               micros("updated_at");
+  return c;
+}
+
+EnvironmentRecord read(const PgResult& r, int row) {
+  EnvironmentRecord e;
+  e.environment_id = r.str(row, 0);
+  e.session_id = r.str(row, 1);
+  e.pod_name = r.str(row, 2);
+  e.pod_namespace = r.str(row, 3);
+  e.driver = r.str(row, 4);
+  e.node = r.str(row, 5);
+  e.host_uid = r.integer(row, 6);
+  e.status = parse_status(r.text(row, 7));
+  e.error_reason = r.str(row, 8);
+  e.created_at = *r.time(row, 9);
+  e.ready_at = r.time(row, 10);
+  e.destroyed_at = r.time(row, 11);
+  e.updated_at = *r.time(row, 12);
+  return e;
+}
+
+}  // namespace
+
+std::string_view name(Status s) { return kStatuses[static_cast<size_t>(s)]; }
+
+std::optional<EnvironmentRecord> EnvironmentStore::latest(const std::string& session_id) {
+  static const std::string sql = "SELECT " + columns() +
+                                 " FROM execution_environments WHERE session_id = $1"
+                                 " ORDER BY created_at DESC LIMIT 1";
+  auto conn = pool_.acquire();
+  const PgResult r = conn->exec_prepared(sql, {session_id});
+  if (r.rows() == 0) return std::nullopt;
+  return read(r, 0);
+}
+
+std::optional<EnvironmentRecord> EnvironmentStore::by_id(const std::string& environment_id) {
+  static const std::string sql = "SELECT " + columns() + " FROM execution_environments WHERE environment_id = $1";
+  auto conn = pool_.acquire();
+  const PgResult r = conn->exec_prepared(sql, {environment_id});
+  if (r.rows() == 0) return std::nullopt;
+  return read(r, 0);
+}
+
+std::optional<EnvironmentRecord> EnvironmentStore::insert_creating(EnvironmentRecord e, int64_t uid_base,
+                                                                   int64_t uid_count) {
+  static const std::string sql =
+      "INSERT INTO execution_environments (environment_id, session_id, pod_name, pod_namespace, driver, node,"
+      " host_uid, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'creating', $8, $8)"
+      " RETURNING " + columns();
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  const std::string base_name = e.pod_name;
+  auto conn = pool_.acquire();
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    const int64_t uid = uid_base + static_cast<int64_t>(rng() % static_cast<uint64_t>(uid_count));
+    try {
+      const PgResult r = conn->exec_prepared(sql, {e.environment_id, e.session_id, e.pod_name, e.pod_namespace,
+                                                   e.driver, e.node, uid, sql_time(clock_.now())});
+      return read(r, 0);
+    } catch (const DbError& err) {
+      if (err.constraint() == "environments_one_live_per_session") return std::nullopt;
+      if (err.constraint() == "environments_live_pod_name") {
+        // Two live sessions share the first 8 hex digits: take more of the id.
+        e.pod_name = base_name + "-" + e.session_id.substr(9, 4);
+        if (attempt > 0) e.pod_name = base_name + "-" + e.environment_id.substr(0, 8);
+        continue;
+      }
+      if (err.constraint() == "environments_live_host_uid") continue;
+      throw;
+    }
+  }
+  throw Error("INTERNAL_ERROR", "no free sandbox uid or name after 50 attempts");
+}
+
+EnvironmentRecord EnvironmentStore::set_status(const std::string& environment_id, Status status,
+                                               const std::string& error_reason) {
+  static const std::string sql =
+      "UPDATE execution_environments SET status = $2, updated_at = $3,"
+      " error_reason = CASE WHEN $2 = 'error' THEN $4 ELSE error_reason END,"
+      " ready_at = CASE WHEN $2 = 'running' THEN $3::timestamptz ELSE ready_at END,"
+      " destroyed_at = CASE WHEN $2 = 'destroyed' THEN $3::timestamptz ELSE destroyed_at END"
+      " WHERE environment_id = $1 RETURNING " + columns();
+  auto conn = pool_.acquire();
+  const PgResult r = conn->exec_prepared(sql, {environment_id, name(status), sql_time(clock_.now()),
+                                               error_reason.substr(0, 2000)});
+  if (r.rows() == 0) throw Error("ENVIRONMENT_NOT_FOUND", "Environment not found");
+  return read(r, 0);
+}
+
+std::vector<EnvironmentRecord> EnvironmentStore::list(const std::vector<Status>& statuses, const std::string& node,
+                                                      int limit) {
+  std::string array = "{";
+  for (size_t i = 0; i < statuses.size(); ++i) array += (i ? "," : "") + std::string(name(statuses[i]));
+  array += "}";
+  auto conn = pool_.acquire();
+  const PgResult r = conn->exec("SELECT " + columns() +
+                                    " FROM execution_environments WHERE ($1::text[] IS NULL OR status = ANY($1::text[]))"
+                                    " AND ($2::text IS NULL OR node = $2) ORDER BY created_at DESC LIMIT $3",
+                                {statuses.empty() ? std::optional<std::string>() : array,
+                                 node.empty() ? std::optional<std::string>() : node, limit});
+  std::vector<EnvironmentRecord> out;
+  for (int i = 0; i < r.rows(); ++i) out.push_back(read(r, i));
+  return out;
+}
+
+}  // namespace examiso::environment

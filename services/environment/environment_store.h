@@ -1,0 +1,58 @@
+#pragma once
+// Execution environment records in PostgreSQL.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/db.h"
+#include "common/migrate.h"
+
+namespace examiso {
+
+// The environment service's schema: migrations/*.sql, embedded at build time.
+std::vector<Migration> environment_migrations();
+
+namespace environment {
+
+enum class Status { pending, creating, running, terminating, destroyed, error };
+std::string_view name(Status s);
+
+struct EnvironmentRecord {
+  std::string environment_id;
+  std::string session_id;
+  std::string pod_name;
+  std::string pod_namespace;
+  std::string driver;
+  std::string node;
+  int64_t host_uid = 0;
+  Status status = Status::pending;
+  std::string error_reason;
+  TimePoint created_at;
+  std::optional<TimePoint> ready_at, destroyed_at;
+  TimePoint updated_at;
+};
+
+class EnvironmentStore final {
+ public:
+  EnvironmentStore(PgPool& pool, const Clock& clock) : pool_(pool), clock_(clock) {}
+
+  // The newest record of a session (live or not).
+  std::optional<EnvironmentRecord> latest(const std::string& session_id);
+  std::optional<EnvironmentRecord> by_id(const std::string& environment_id);
+
+  // Inserts a `creating` record. Nullopt when the session already has a live
+  // one; a taken pod name or uid is retried with the next candidate.
+  std::optional<EnvironmentRecord> insert_creating(EnvironmentRecord record, int64_t uid_base, int64_t uid_count);
+
+  EnvironmentRecord set_status(const std::string& environment_id, Status status, const std::string& error_reason = "");
+
+  std::vector<EnvironmentRecord> list(const std::vector<Status>& statuses, const std::string& node, int limit);
+
+ private:
+  PgPool& pool_;
+  const Clock& clock_;
+};
+
+}  // namespace environment
+}  // namespace examiso

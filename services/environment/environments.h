@@ -1,0 +1,71 @@
+#pragma once
+// The environment service's rules: one environment per session, created only
+// for a session being provisioned, destroyed idempotently, and reconciled with
+// what actually runs on this node.
+#include <memory>
+#include <string>
+
+#include "services/environment/driver.h"
+#include "services/environment/environment_store.h"
+
+namespace examiso::environment {
+
+// What this service needs from the lifecycle service.
+class Sessions {
+ public:
+  struct Info {
+    std::string session_id;
+    std::string state;  // lifecycle state name
+    int64_t provisioning_timeout_seconds = 60;
+    EnvironmentSpec spec;  // the exam's environment settings (ids not filled)
+  };
+  virtual ~Sessions() = default;
+  virtual Info get(const std::string& session_id) = 0;  // SESSION_NOT_FOUND
+  // created -> initializing; a session already initializing is fine.
+  virtual void start_initializing(const std::string& session_id) = 0;
+};
+
+struct EnvironmentOptions {
+  std::string pod_namespace = "exam-sessions";
+  std::string node;
+  int64_t uid_base = 200000;
+  int64_t uid_count = 50000;
+};
+
+struct DestroyResult {
+  EnvironmentRecord record;
+  bool already_destroyed = false;
+};
+
+class Environments final {
+ public:
+  Environments(EnvironmentStore& store, SandboxDriver& driver, Sessions& sessions, const Clock& clock,
+               EnvironmentOptions options)
+      : store_(store), driver_(driver), sessions_(sessions), clock_(clock), o_(std::move(options)) {}
+
+  // Idempotent per session. timeout 0: the exam's provisioning timeout.
+  EnvironmentRecord create(const std::string& session_id, std::chrono::seconds timeout);
+  EnvironmentRecord get(const std::string& session_id);  // ENVIRONMENT_NOT_FOUND
+  DestroyResult destroy(const std::string& session_id, const std::string& reason);
+  std::vector<EnvironmentRecord> list(const std::vector<Status>& statuses, int limit);
+  // SESSION_NOT_READY while creating, ENVIRONMENT_NOT_FOUND / SESSION_TERMINATED otherwise.
+  std::unique_ptr<Terminal> attach(const std::string& session_id, uint16_t cols, uint16_t rows);
+
+  // Destroys sandboxes without a live record and marks records whose sandbox
+  // vanished as `error`. At start-up (`starting`) records left `creating` or
+  // `terminating` by a crash are finished too.
+  void reconcile(bool starting);
+
+  bool ready(const EnvironmentRecord& record) { return record.status == Status::running && driver_.alive(record.environment_id); }
+
+ private:
+  EnvironmentRecord wait_for_creation(const std::string& session_id, std::chrono::steady_clock::time_point deadline);
+
+  EnvironmentStore& store_;
+  SandboxDriver& driver_;
+  Sessions& sessions_;
+  const Clock& clock_;
+  EnvironmentOptions o_;
+};
+
+}  // namespace examiso::environment

@@ -1,0 +1,283 @@
+#include "services/environment/local_driver.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "common/errors.h"
+#include "common/log.h"
+#include "common/uuid.h"
+#include "services/environment/sandbox/bwrap.h"
+#include "services/environment/sandbox/cgroup.h"
+#include "services/environment/sandbox/frames.h"
+#include "services/environment/sandbox/process.h"
+
+namespace examiso::environment {
+namespace {
+
+namespace fs = std::filesystem;
+using sandbox::FrameType;
+
+[[noreturn]] void create_failed(const std::string& reason) {
+  throw Error("ENVIRONMENT_CREATE_FAILED", "Environment could not be created: " + reason, Json{{"reason", reason}});
+}
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p);
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
+// A client of a keeper's socket.
+class LocalTerminal final : public Terminal {
+ public:
+  explicit LocalTerminal(int fd) : fd_(fd) {}
+  ~LocalTerminal() override { ::close(fd_); }
+
+  std::optional<std::string> read(std::chrono::milliseconds timeout) override {
+    std::string out;
+    while (auto f = reader_.next()) out += f->payload;
+    if (!out.empty()) return out;
+    if (ended_) return std::nullopt;
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return out;
+    char buf[65536];
+    const ssize_t n = ::read(fd_, buf, sizeof buf);
+    if (n <= 0) {
+      ended_ = true;
+      return std::nullopt;
+    }
+    reader_.feed(std::string_view(buf, static_cast<size_t>(n)));
+    while (auto f = reader_.next()) out += f->payload;
+    if (reader_.corrupt()) ended_ = true;
+    return out;
+  }
+
+  bool write(std::string_view input) override {
+    std::lock_guard lock(write_mutex_);
+    return sandbox::write_all(fd_, sandbox::encode_frame(FrameType::input, input));
+  }
+
+  bool resize(uint16_t cols, uint16_t rows) override {
+    std::lock_guard lock(write_mutex_);
+    return sandbox::write_all(fd_, sandbox::encode_resize(cols, rows));
+  }
+
+  void close() override { shutdown(fd_, SHUT_RDWR); }
+
+ private:
+  int fd_;
+  sandbox::FrameReader reader_;
+  bool ended_ = false;
+  std::mutex write_mutex_;
+};
+
+}  // namespace
+
+LocalDriver::LocalDriver(LocalDriverOptions options) : o_(std::move(options)) {
+  fs::create_directories(o_.state_dir);
+  // Each sandbox's uid must traverse to its own home; nobody may list others.
+  chmod(o_.state_dir.c_str(), 0711);
+  remover_ = std::thread([this] {
+    while (!stop_) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      retry_removals();
+    }
+  });
+}
+
+LocalDriver::~LocalDriver() {
+  stop_ = true;
+  remover_.join();
+}
+
+std::string LocalDriver::dir(const std::string& environment_id) const {
+  // Ids come from our own database, but a path is built from them: check.
+  if (!is_uuid(environment_id)) throw Error("INVALID_ARGUMENT", "not an environment id");
+  return o_.state_dir + "/" + environment_id;
+}
+
+std::string LocalDriver::home_dir(const std::string& environment_id) const { return dir(environment_id) + "/home"; }
+
+void LocalDriver::create(const EnvironmentSpec& spec, std::chrono::steady_clock::time_point deadline) {
+  const std::string d = dir(spec.environment_id);
+  try {
+    fs::create_directories(d + "/control");
+    chmod(d.c_str(), 0711);
+    chmod((d + "/control").c_str(), 0700);
+    const std::string home = d + "/home";
+    fs::create_directories(home);
+    const std::string options = "size=" + std::to_string(spec.home_size_bytes) + ",mode=0700,uid=" +
+                                std::to_string(spec.host_uid) + ",gid=" + std::to_string(spec.host_uid);
+    if (mount("examiso-home", home.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, options.c_str()) != 0)
+      create_failed(std::string("cannot mount the home directory: ") + strerror(errno));
+    sandbox::write_etc(d + "/etc", spec.name);
+
+    const auto procs = sandbox::cgroup::create(
+        o_.cgroup_parent, spec.environment_id,
+        {spec.memory_limit_bytes, spec.pids_limit, spec.cpu_millis});
+    const sandbox::SandboxLayout layout{spec.host_uid, spec.name, home, d + "/etc", spec.tmp_size_bytes};
+
+    if (!spec.setup_script.empty()) {
+      const auto r = sandbox::run_in_cgroups(
+          sandbox::sandbox_command(layout, {"/bin/bash", "-c", spec.setup_script}, false), procs, deadline);
+      if (r.exit_code != 0) {
+        std::string tail = r.output.size() > 500 ? r.output.substr(r.output.size() - 500) : r.output;
+        create_failed(r.exit_code == -1 ? "the setup script did not finish in time"
+                                        : "the setup script failed (exit " + std::to_string(r.exit_code) + ")" +
+                                              (tail.empty() ? "" : ": " + tail));
+      }
+    }
+
+    // The keeper: its own session (so no terminal signal reaches it), a clean
+    // environment, stdout for "ready", stderr to its log.
+    std::vector<std::string> args{o_.keeper_binary, "--socket",       d + "/control/terminal.sock",
+                                  "--pid-file",     d + "/control/keeper.pid", "--replay-bytes",
+                                  std::to_string(o_.replay_bytes)};
+    for (const auto& p : procs) args.insert(args.end(), {"--cgroup-procs", p});
+    args.push_back("--");
+    for (auto& a : sandbox::sandbox_command(layout, {"/bin/bash", "-l"})) args.push_back(std::move(a));
+    std::vector<char*> c_args;
+    for (auto& a : args) c_args.push_back(a.data());
+    c_args.push_back(nullptr);
+    char path_env[] = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
+    char* env[] = {path_env, nullptr};
+
+    int ready[2];
+    if (pipe2(ready, O_CLOEXEC) != 0) create_failed("pipe failed");
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&actions, ready[1], 1);
+    posix_spawn_file_actions_addopen(&actions, 2, (d + "/control/keeper.log").c_str(), O_WRONLY | O_CREAT | O_APPEND,
+                                     0600);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    pid_t keeper = -1;
+    const int rc = posix_spawn(&keeper, c_args[0], &actions, &attr, c_args.data(), env);
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+    close(ready[1]);
+    if (rc != 0) {
+      close(ready[0]);
+      create_failed("cannot start " + o_.keeper_binary + ": " + strerror(rc));
+    }
+    waitpid(keeper, nullptr, 0);  // it detaches at once
+
+    std::string line;
+    while (line.find('\n') == std::string::npos) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+      pollfd p{ready[0], POLLIN, 0};
+      if (left <= 0 || poll(&p, 1, static_cast<int>(left)) <= 0) break;
+      char buf[4096];
+      const ssize_t n = ::read(ready[0], buf, sizeof buf);
+      if (n <= 0) break;
+      line.append(buf, static_cast<size_t>(n));
+    }
+    close(ready[0]);
+    if (line.rfind("ready", 0) != 0) {
+      std::string why = line.rfind("failed: ", 0) == 0 ? line.substr(8) : "the sandbox did not start in time";
+      while (!why.empty() && (why.back() == '\n' || why.back() == '\r')) why.pop_back();
+      create_failed(why);
+    }
+  } catch (const Error& e) {
+    destroy(spec.environment_id);
+    throw;
+  } catch (const std::exception& e) {
+    destroy(spec.environment_id);
+    create_failed(e.what());
+  }
+}
+
+// The keeper's pid while it runs. A zombie (empty cmdline) or a recycled pid
+// (another command line) is not this sandbox's keeper.
+std::optional<pid_t> LocalDriver::keeper(const std::string& environment_id) const {
+  const std::string d = dir(environment_id);
+  pid_t pid = 0;
+  std::ifstream(d + "/control/keeper.pid") >> pid;
+  if (pid <= 0) return std::nullopt;
+  const std::string cmdline = read_file("/proc/" + std::to_string(pid) + "/cmdline");
+  if (cmdline.find(d + "/control/terminal.sock") == std::string::npos) return std::nullopt;
+  return pid;
+}
+
+bool LocalDriver::alive(const std::string& environment_id) { return keeper(environment_id).has_value(); }
+
+void LocalDriver::destroy(const std::string& environment_id) {
+  const std::string d = dir(environment_id);
+  if (const auto pid = keeper(environment_id)) {
+    // Killing the keeper ends bwrap (die-with-parent) and with it every
+    // process in the sandbox's PID namespace.
+    kill(*pid, SIGKILL);
+    for (int i = 0; i < 100 && keeper(environment_id); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  sandbox::cgroup::kill_all(o_.cgroup_parent, environment_id);
+  umount2((d + "/home").c_str(), MNT_DETACH);
+  std::error_code ignored;
+  fs::remove_all(d, ignored);
+  if (!sandbox::cgroup::remove(o_.cgroup_parent, environment_id)) {
+    std::lock_guard lock(mutex_);
+    pending_cgroups_.insert(environment_id);
+  }
+}
+
+void LocalDriver::retry_removals() {
+  std::set<std::string> pending;
+  {
+    std::lock_guard lock(mutex_);
+    pending.swap(pending_cgroups_);
+  }
+  for (const auto& id : pending) {
+    if (sandbox::cgroup::remove(o_.cgroup_parent, id)) continue;
+    std::lock_guard lock(mutex_);
+    pending_cgroups_.insert(id);
+  }
+}
+
+std::vector<std::string> LocalDriver::list() {
+  std::set<std::string> ids;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(o_.state_dir, ec))
+    if (e.is_directory() && is_uuid(e.path().filename().string())) ids.insert(e.path().filename().string());
+  for (const auto& name : sandbox::cgroup::list(o_.cgroup_parent))
+    if (is_uuid(name)) ids.insert(name);
+  return {ids.begin(), ids.end()};
+}
+
+std::unique_ptr<Terminal> LocalDriver::attach(const std::string& environment_id, uint16_t cols, uint16_t rows) {
+  const std::string path = dir(environment_id) + "/control/terminal.sock";
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    if (fd >= 0) ::close(fd);
+    throw Error("ENVIRONMENT_NOT_FOUND", "The environment's terminal is not running");
+  }
+  auto terminal = std::make_unique<LocalTerminal>(fd);
+  if (cols && rows) terminal->resize(cols, rows);
+  return terminal;
+}
+
+int64_t LocalDriver::memory_usage(const std::string& environment_id) const {
+  return sandbox::cgroup::memory_usage(o_.cgroup_parent, environment_id);
+}
+
+}  // namespace examiso::environment

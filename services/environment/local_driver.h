@@ -1,0 +1,48 @@
+#pragma once
+// The `local` driver: one namespace sandbox per environment on this machine,
+// held by its own keeper process (examiso-sandbox) so that shells survive
+// clients and restarts of this service.
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "services/environment/driver.h"
+
+namespace examiso::environment {
+
+struct LocalDriverOptions {
+  std::string state_dir;      // per-environment directories
+  std::string cgroup_parent;  // e.g. examiso
+  std::string keeper_binary;  // examiso-sandbox
+  size_t replay_bytes = 64 * 1024;
+};
+
+class LocalDriver final : public SandboxDriver {
+ public:
+  explicit LocalDriver(LocalDriverOptions options);
+  ~LocalDriver() override;
+
+  std::string name() const override { return "local"; }
+  void create(const EnvironmentSpec& spec, std::chrono::steady_clock::time_point deadline) override;
+  bool alive(const std::string& environment_id) override;
+  void destroy(const std::string& environment_id) override;
+  std::vector<std::string> list() override;
+  std::unique_ptr<Terminal> attach(const std::string& environment_id, uint16_t cols, uint16_t rows) override;
+
+  // Host memory charged to the sandbox (its cgroup).
+  int64_t memory_usage(const std::string& environment_id) const;
+  std::string home_dir(const std::string& environment_id) const;
+
+ private:
+  std::string dir(const std::string& environment_id) const;
+  std::optional<pid_t> keeper(const std::string& environment_id) const;
+  void retry_removals();
+
+  LocalDriverOptions o_;
+  std::mutex mutex_;
+  std::set<std::string> pending_cgroups_;  // still held by the kernel a moment after a kill
+  std::atomic<bool> stop_{false};
+  std::thread remover_;
+};
+
+}  // namespace examiso::environment

@@ -1,0 +1,43 @@
+#pragma once
+// The keeper's socket protocol: frames of [type: 1 byte][length: 4 bytes,
+// big-endian][payload]. Keeper to client: output, notice. Client to keeper:
+// input, resize (cols and rows as two big-endian uint16).
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace examiso::sandbox {
+
+enum class FrameType : char { output = 'o', notice = 'n', input = 'i', resize = 'r' };
+
+struct Frame {
+  FrameType type;
+  std::string payload;
+};
+
+constexpr size_t kMaxFramePayload = 1 << 20;
+
+std::string encode_frame(FrameType type, std::string_view payload);
+std::string encode_resize(uint16_t cols, uint16_t rows);
+bool decode_resize(std::string_view payload, uint16_t& cols, uint16_t& rows);
+
+// Accumulates bytes and yields complete frames.
+class FrameReader final {
+ public:
+  void feed(std::string_view bytes) { buffer_.append(bytes); }
+  // The next complete frame; nullopt when more bytes are needed. Sets
+  // `corrupt` for an oversized or unknown frame.
+  std::optional<Frame> next();
+  bool corrupt() const { return corrupt_; }
+
+ private:
+  std::string buffer_;
+  size_t offset_ = 0;
+  bool corrupt_ = false;
+};
+
+// Blocking helpers over a socket; false on error or end of stream.
+bool write_all(int fd, std::string_view bytes);
+
+}  // namespace examiso::sandbox

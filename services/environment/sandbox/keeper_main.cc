@@ -1,0 +1,339 @@
+// examiso-sandbox: the keeper of one sandbox. It holds the sandbox's PTY, so
+// that the shell outlives any client (and the environment service itself),
+// keeps the recent output for replay, serves one terminal client at a time on
+// a unix socket, and starts a new shell when the candidate's exits.
+//
+//   examiso-sandbox --socket PATH --pid-file PATH [--replay-bytes N]
+//                   [--cgroup-procs FILE]... [--cols C --rows R] -- COMMAND...
+//
+// It detaches at once (its starter is not its parent and need not reap it).
+//
+// COMMAND must accept `--info-fd 3` semantics of bubblewrap: fd 3 receives a
+// JSON document once the sandbox is set up. The keeper prints "ready" on
+// stdout when the sandbox is up and the socket listens, or "failed: ..." and
+// exits 1.
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "services/environment/sandbox/frames.h"
+#include "services/environment/sandbox/pty.h"
+
+namespace {
+
+using namespace examiso::sandbox;
+
+struct Options {
+  std::string socket;
+  std::string pid_file;
+  size_t replay_bytes = 64 * 1024;
+  std::vector<std::string> cgroup_procs;
+  uint16_t cols = 80, rows = 24;
+  std::vector<std::string> command;
+};
+
+volatile sig_atomic_t g_stop = 0;
+
+class Keeper final {
+ public:
+  explicit Keeper(Options o) : o_(std::move(o)) {}
+
+  int run() {
+    std::string why;
+    if (!start_shell(why)) {
+      std::printf("failed: %s\n", why.c_str());
+      std::fflush(stdout);
+      return 1;
+    }
+    if (!listen_socket(why)) {
+      std::printf("failed: %s\n", why.c_str());
+      std::fflush(stdout);
+      return 1;
+    }
+    std::printf("ready\n");
+    std::fflush(stdout);
+    loop();
+    if (shell_.pid > 0) kill(-shell_.pid, SIGKILL);
+    unlink(o_.socket.c_str());
+    return 0;
+  }
+
+ private:
+  // Starts the command on a new PTY and waits for the sandbox to report itself
+  // set up on fd 3; on failure `why` holds what it printed.
+  bool start_shell(std::string& why) {
+    int info[2];
+    if (pipe2(info, O_CLOEXEC) != 0) {
+      why = "pipe failed";
+      return false;
+    }
+    try {
+      shell_ = spawn_on_pty(o_.command, {"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}, o_.cols, o_.rows, info[1],
+                            o_.cgroup_procs);
+    } catch (const std::exception& e) {
+      close(info[0]);
+      close(info[1]);
+      why = e.what();
+      return false;
+    }
+    close(info[1]);
+    started_ = std::chrono::steady_clock::now();
+    // Wait for the info document (or EOF: the sandbox failed), keeping output.
+    std::string early;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    bool up = false;
+    while (std::chrono::steady_clock::now() < deadline) {
+      pollfd p[2] = {{info[0], POLLIN, 0}, {shell_.master, POLLIN, 0}};
+      if (poll(p, 2, 100) < 0 && errno != EINTR) break;
+      if (p[1].revents & POLLIN) {
+        char buf[4096];
+        const ssize_t n = read(shell_.master, buf, sizeof buf);
+        if (n > 0) early.append(buf, static_cast<size_t>(n));
+      }
+      if (p[0].revents & (POLLIN | POLLHUP)) {
+        // bwrap writes its info document in pieces and then closes: read to
+        // the end, or a write to a closed pipe would kill the sandbox.
+        char buf[512];
+        const ssize_t n = read(info[0], buf, sizeof buf);
+        if (n > 0) {
+          up = true;
+          continue;
+        }
+        break;
+      }
+    }
+    close(info[0]);
+    if (!up) {
+      kill(-shell_.pid, SIGKILL);
+      waitpid(shell_.pid, nullptr, 0);
+      close(shell_.master);
+      shell_ = {};
+      why = early.empty() ? "the sandbox did not start" : early;
+      while (!why.empty() && (why.back() == '\n' || why.back() == '\r')) why.pop_back();
+      return false;
+    }
+    remember(early);
+    return true;
+  }
+
+  bool listen_socket(std::string& why) {
+    listener_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (o_.socket.size() >= sizeof addr.sun_path) {
+      why = "socket path too long";
+      return false;
+    }
+    std::strcpy(addr.sun_path, o_.socket.c_str());
+    unlink(o_.socket.c_str());
+    if (bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(listener_, 4) != 0) {
+      why = std::string("cannot listen on ") + o_.socket + ": " + strerror(errno);
+      return false;
+    }
+    chmod(o_.socket.c_str(), 0600);
+    return true;
+  }
+
+  // The replay buffer: the last replay_bytes of output.
+  void remember(std::string_view bytes) {
+    replay_.append(bytes);
+    if (replay_.size() > o_.replay_bytes) {
+      replay_.erase(0, replay_.size() - o_.replay_bytes);
+      wrapped_ = true;
+    }
+  }
+
+  void send_output(std::string_view bytes, FrameType type = FrameType::output) {
+    remember(bytes);
+    if (client_ >= 0 && !write_all(client_, encode_frame(type, bytes))) drop_client();
+  }
+
+  void drop_client() {
+    if (client_ >= 0) close(client_);
+    client_ = -1;
+    reader_ = FrameReader();
+  }
+
+  void accept_client() {
+    const int fd = accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) return;
+    drop_client();  // the newest client wins
+    client_ = fd;
+    // Replay from a line start when older output was cut off.
+    std::string_view replay = replay_;
+    if (wrapped_) {
+      const auto nl = replay.find('\n');
+      if (nl != std::string_view::npos) replay.remove_prefix(nl + 1);
+    }
+    if (!replay.empty() && !write_all(client_, encode_frame(FrameType::output, replay))) drop_client();
+  }
+
+  void read_client() {
+    char buf[65536];
+    const ssize_t n = read(client_, buf, sizeof buf);
+    if (n <= 0) {
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+      drop_client();
+      return;
+    }
+    reader_.feed(std::string_view(buf, static_cast<size_t>(n)));
+    while (auto f = reader_.next()) {
+      if (f->type == FrameType::input) {
+        if (pending_input_.size() + f->payload.size() <= (1u << 20)) pending_input_ += f->payload;
+      } else if (f->type == FrameType::resize) {
+        uint16_t cols = 0, rows = 0;
+        if (decode_resize(f->payload, cols, rows) && cols > 0 && rows > 0 && shell_.master >= 0) {
+          o_.cols = cols;
+          o_.rows = rows;
+          resize_pty(shell_.master, cols, rows);
+        }
+      }
+    }
+    if (reader_.corrupt()) drop_client();
+  }
+
+  void write_shell() {
+    const ssize_t n = write(shell_.master, pending_input_.data(), pending_input_.size());
+    if (n > 0) pending_input_.erase(0, static_cast<size_t>(n));
+  }
+
+  // The shell ended: say so, and start a new one (backing off if it keeps dying).
+  void restart_shell() {
+    int status = 0;
+    waitpid(shell_.pid, &status, 0);
+    close(shell_.master);
+    shell_ = {};
+    pending_input_.clear();
+    const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    const bool quick = std::chrono::steady_clock::now() - started_ < std::chrono::seconds(2);
+    backoff_ = quick ? std::min(backoff_ * 2 + 1, 30) : 0;
+    send_output("\r\n[examiso] your shell ended (status " + std::to_string(code) + "); starting a new one\r\n",
+                FrameType::notice);
+    for (int s = 0; s < backoff_ && !g_stop; ++s) std::this_thread::sleep_for(std::chrono::seconds(1));
+    std::string why;
+    if (!g_stop && !start_shell(why)) send_output("\r\n[examiso] " + why + "\r\n", FrameType::notice);
+  }
+
+  void loop() {
+    fcntl(shell_.master, F_SETFL, O_NONBLOCK);
+    while (!g_stop) {
+      std::vector<pollfd> fds{{listener_, POLLIN, 0}};
+      const int master = shell_.master;
+      if (master >= 0) fds.push_back({master, static_cast<short>(POLLIN | (pending_input_.empty() ? 0 : POLLOUT)), 0});
+      if (client_ >= 0) fds.push_back({client_, POLLIN, 0});
+      if (poll(fds.data(), fds.size(), 500) < 0 && errno != EINTR) break;
+      for (const pollfd& p : fds) {
+        if (!p.revents) continue;
+        if (p.fd == listener_) {
+          accept_client();
+        } else if (p.fd == master) {
+          if (p.revents & POLLIN) {
+            char buf[65536];
+            const ssize_t n = read(master, buf, sizeof buf);
+            if (n > 0) {
+              send_output(std::string_view(buf, static_cast<size_t>(n)));
+              continue;
+            }
+            if (n < 0 && errno == EAGAIN) continue;
+          }
+          if (p.revents & POLLOUT) write_shell();
+          if (p.revents & (POLLHUP | POLLERR)) {
+            restart_shell();
+            if (shell_.master >= 0) fcntl(shell_.master, F_SETFL, O_NONBLOCK);
+            break;  // the fd set changed
+          }
+        } else if (p.fd == client_) {
+          read_client();
+        }
+      }
+      if (shell_.master < 0 && !g_stop) {
+        std::string why;
+        if (start_shell(why)) {
+          fcntl(shell_.master, F_SETFL, O_NONBLOCK);
+        } else {
+          std::this_thread::sleep_for(std::chrono::seconds(1));
+        }
+      }
+    }
+  }
+
+  Options o_;
+  PtyProcess shell_;
+  std::chrono::steady_clock::time_point started_;
+  int backoff_ = 0;
+  int listener_ = -1;
+  int client_ = -1;
+  FrameReader reader_;
+  std::string replay_;
+  bool wrapped_ = false;
+  std::string pending_input_;
+};
+
+bool parse(int argc, char** argv, Options& o) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    const bool has = i + 1 < argc;
+    if (a == "--") {
+      for (++i; i < argc; ++i) o.command.push_back(argv[i]);
+    } else if (a == "--socket" && has) {
+      o.socket = argv[++i];
+    } else if (a == "--pid-file" && has) {
+      o.pid_file = argv[++i];
+    } else if (a == "--replay-bytes" && has) {
+      o.replay_bytes = std::stoul(argv[++i]);
+    } else if (a == "--cgroup-procs" && has) {
+      o.cgroup_procs.push_back(argv[++i]);
+    } else if (a == "--cols" && has) {
+      o.cols = static_cast<uint16_t>(std::stoi(argv[++i]));
+    } else if (a == "--rows" && has) {
+      o.rows = static_cast<uint16_t>(std::stoi(argv[++i]));
+    } else {
+      return false;
+    }
+  }
+  return !o.socket.empty() && !o.pid_file.empty() && !o.command.empty();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options options;
+  try {
+    if (!parse(argc, argv, options)) {
+      std::fprintf(stderr, "usage: examiso-sandbox --socket PATH --pid-file PATH [--replay-bytes N] "
+                           "[--cgroup-procs FILE]... [--cols C --rows R] -- COMMAND...\n");
+      return 2;
+    }
+  } catch (const std::exception&) {
+    std::fprintf(stderr, "examiso-sandbox: bad number in arguments\n");
+    return 2;
+  }
+  // Detach: the starter's child exits at once; the keeper lives on in its own session.
+  const pid_t child = fork();
+  if (child < 0) return 1;
+  if (child > 0) return 0;
+  setsid();
+  if (FILE* f = std::fopen(options.pid_file.c_str(), "w")) {
+    std::fprintf(f, "%d\n", static_cast<int>(getpid()));
+    std::fclose(f);
+  }
+  signal(SIGPIPE, SIG_IGN);
+  struct sigaction stop {};
+  stop.sa_handler = [](int) { g_stop = 1; };
+  sigaction(SIGTERM, &stop, nullptr);
+  sigaction(SIGINT, &stop, nullptr);
+  return Keeper(std::move(options)).run();
+}

@@ -1,0 +1,25 @@
+#pragma once
+// A process on its own pseudo-terminal: session leader, the PTY as its
+// controlling terminal (so job control works inside), optionally moved into
+// cgroups before it runs anything.
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace examiso::sandbox {
+
+struct PtyProcess {
+  int master = -1;
+  pid_t pid = -1;
+};
+
+// Starts argv with exactly `env`; `fd3` (when >= 0) becomes the child's fd 3.
+// Throws std::runtime_error when the PTY or the process cannot be made.
+PtyProcess spawn_on_pty(const std::vector<std::string>& argv, const std::vector<std::string>& env, uint16_t cols,
+                        uint16_t rows, int fd3, const std::vector<std::string>& cgroup_procs);
+
+void resize_pty(int master, uint16_t cols, uint16_t rows);
+
+}  // namespace examiso::sandbox

@@ -1,0 +1,30 @@
+#pragma once
+#include "examiso/v1/environment.grpc.pb.h"
+#include "services/environment/environments.h"
+
+namespace examiso::environment {
+
+// Adapts the environment RPCs to Environments; Attach bridges a gRPC stream to
+// a Terminal.
+class EnvironmentService final : public v1::EnvironmentService::Service {
+ public:
+  explicit EnvironmentService(Environments& environments) : environments_(environments) {}
+
+  grpc::Status CreateEnvironment(grpc::ServerContext*, const v1::CreateEnvironmentRequest* request,
+                                 v1::Environment* response) override;
+  grpc::Status GetEnvironment(grpc::ServerContext*, const v1::GetEnvironmentRequest* request,
+                              v1::Environment* response) override;
+  grpc::Status DestroyEnvironment(grpc::ServerContext*, const v1::DestroyEnvironmentRequest* request,
+                                  v1::DestroyEnvironmentResponse* response) override;
+  grpc::Status ListEnvironments(grpc::ServerContext*, const v1::ListEnvironmentsRequest* request,
+                                v1::ListEnvironmentsResponse* response) override;
+  grpc::Status Attach(grpc::ServerContext* context,
+                      grpc::ServerReaderWriter<v1::AttachResponse, v1::AttachRequest>* stream) override;
+
+ private:
+  void fill(v1::Environment* out, const EnvironmentRecord& r);
+
+  Environments& environments_;
+};
+
+}  // namespace examiso::environment

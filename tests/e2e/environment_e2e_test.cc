@@ -1,0 +1,296 @@
+// The environment service with the local driver: real sandboxes, the CLI as
+// the quickstart uses it, the terminal stream, and reconciliation.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "common/json.h"
+#include "common/uuid.h"
+#include "examiso/v1/lifecycle.grpc.pb.h"
+#include "services/environment/sandbox/cgroup.h"
+#include "tests/support/platform.h"
+#include "tests/support/postgres.h"
+#include "tests/support/terminal.h"
+
+namespace examiso {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::Platform;
+using testing::TerminalClient;
+
+constexpr auto kWait = std::chrono::seconds(10);
+
+class EnvironmentE2E : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    platform_ = new Platform(testing::shared_postgres().create_database());
+    platform_->start("lifecycle");
+    platform_->start("environment");
+  }
+  static void TearDownTestSuite() {
+    delete platform_;
+    platform_ = nullptr;
+  }
+  void TearDown() override { ASSERT_TRUE(platform_->daemon("environment").running()) << platform_->logs(); }
+
+  // A new session in `created`, for exam `exam_id` (default: the catalog's).
+  static std::string new_session(const std::string& exam_id = "") {
+    auto stub = v1::LifecycleService::NewStub(
+        grpc::CreateChannel(platform_->address("lifecycle"), grpc::InsecureChannelCredentials()));
+    v1::CreateSessionRequest r;
+    r.set_user_id(new_uuid());
+    r.set_exam_id(exam_id);
+    v1::Session s;
+    grpc::ClientContext c;
+    const auto status = stub->CreateSession(&c, r, &s);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return s.session_id();
+  }
+
+  static Json create(const std::string& session_id, int expected_exit = 0, const std::string& extra = "") {
+    const auto r = platform_->sh("execution-environment create --session-id " + session_id + extra);
+    EXPECT_EQ(r.exit_code, expected_exit) << r.err << platform_->logs();
+    return Json::parse(expected_exit == 0 ? r.out : r.err, nullptr, false);
+  }
+
+  static std::string lifecycle_state(const std::string& session_id) {
+    return Json::parse(platform_->sh("session-lifecycle status --session-id " + session_id).out)["state"];
+  }
+
+  static std::string env_address() { return platform_->address("environment"); }
+  static std::string sandbox(const std::string& environment_id) {
+    return platform_->sandbox_dir() + "/" + environment_id;
+  }
+
+  static Platform* platform_;
+};
+Platform* EnvironmentE2E::platform_ = nullptr;
+
+// Quickstart 2.2 and the destroy of step 7, as typed.
+TEST_F(EnvironmentE2E, QuickstartCreateAndDestroy) {
+  const std::string session = new_session();
+  const auto r = platform_->sh("execution-environment create \\\n  --session-id \"" + session + "\" \\\n  --timeout 60");
+  ASSERT_EQ(r.exit_code, 0) << r.err << platform_->logs();
+  const Json env = Json::parse(r.out);
+  std::vector<std::string> keys;
+  for (const auto& [k, v] : env.items()) keys.push_back(k);
+  EXPECT_EQ(keys, (std::vector<std::string>{"environment_id", "session_id", "pod_name", "pod_namespace", "status",
+                                            "created_at", "ready_at"}));
+  EXPECT_TRUE(is_uuid(env["environment_id"].get<std::string>()));
+  EXPECT_EQ(env["session_id"], session);
+  EXPECT_EQ(env["pod_name"], "exam-" + session.substr(0, 8));
+  EXPECT_EQ(env["pod_namespace"], "exam-sessions");
+  EXPECT_EQ(env["status"], "running");
+  EXPECT_EQ(lifecycle_state(session), "initializing") << "create moves a created session on";
+  // The quickstart's next step now succeeds.
+  EXPECT_EQ(platform_->sh("session-lifecycle transition --session-id " + session + " --to ready").exit_code, 0);
+
+  const Json status = Json::parse(platform_->sh("execution-environment status --session-id " + session).out);
+  EXPECT_EQ(status["ready"], true);
+  EXPECT_EQ(status["status"], "running");
+  EXPECT_TRUE(fs::exists(sandbox(env["environment_id"])));
+
+  const auto d = platform_->sh("execution-environment destroy \\\n  --session-id \"" + session + "\"");
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  const Json destroyed = Json::parse(d.out);
+  EXPECT_EQ(destroyed["environment_id"], env["environment_id"]);
+  EXPECT_EQ(destroyed["session_id"], session);
+  EXPECT_TRUE(destroyed["destroyed_at"].is_string());
+  EXPECT_FALSE(fs::exists(sandbox(env["environment_id"])));
+  // Destroying twice is not an error, and says the same.
+  const auto again = platform_->sh("execution-environment destroy --session-id " + session);
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(Json::parse(again.out), destroyed);
+  const Json after = Json::parse(platform_->sh("execution-environment status --session-id " + session).out);
+  EXPECT_EQ(after["status"], "destroyed");
+  EXPECT_EQ(after["ready"], false);
+}
+
+TEST_F(EnvironmentE2E, CreateIsIdempotentPerSession) {
+  const std::string session = new_session();
+  std::vector<std::thread> callers;
+  std::vector<std::string> ids(5);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    callers.emplace_back([&, i] {
+      const auto r = platform_->sh("execution-environment create --session-id " + session);
+      ids[i] = Json::parse(r.out, nullptr, false).value("environment_id", "failed: " + r.err);
+    });
+  }
+  for (auto& t : callers) t.join();
+  for (const auto& id : ids) EXPECT_EQ(id, ids[0]);
+  EXPECT_EQ(create(session)["environment_id"], ids[0]);
+  int sandboxes = 0;
+  for (const auto& e : fs::directory_iterator(platform_->sandbox_dir())) sandboxes += e.path().filename() == ids[0];
+  EXPECT_EQ(sandboxes, 1);
+}
+
+// A failed or timed-out create is exit 1 with the reason, and leaves nothing.
+TEST_F(EnvironmentE2E, AFailedCreateLeavesNothingAllocated) {
+  const auto before_dirs = std::distance(fs::directory_iterator(platform_->sandbox_dir()), {});
+  const auto before_cgroups = sandbox::cgroup::list(platform_->cgroup_parent()).size();
+  for (const auto& [exam, reason] : {std::pair{"00000000-0000-4000-8000-000000000003", "cannot fetch the lab files"},
+                                     std::pair{"00000000-0000-4000-8000-000000000004", "did not finish in time"}}) {
+    const std::string session = new_session(exam);
+    const auto start = std::chrono::steady_clock::now();
+    const Json err = create(session, 1, std::string(exam).back() == '4' ? " --timeout 1" : "");
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+    EXPECT_EQ(err["code"], "ENVIRONMENT_CREATE_FAILED");
+    EXPECT_NE(err["details"]["reason"].get<std::string>().find(reason), std::string::npos) << err;
+    EXPECT_EQ(std::distance(fs::directory_iterator(platform_->sandbox_dir()), {}), before_dirs);
+    const Json status = Json::parse(platform_->sh("execution-environment status --session-id " + session).out);
+    EXPECT_EQ(status["status"], "error");
+  }
+  // Cgroups are released as soon as the kernel lets go of them.
+  for (int i = 0; i < 100 && sandbox::cgroup::list(platform_->cgroup_parent()).size() > before_cgroups; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(sandbox::cgroup::list(platform_->cgroup_parent()).size(), before_cgroups);
+}
+
+TEST_F(EnvironmentE2E, BadInputGetsTheRightExitCode) {
+  struct Case {
+    std::string command;
+    int exit_code;
+    std::string code;
+  };
+  const std::string ended = new_session();
+  ASSERT_EQ(platform_->sh("session-lifecycle transition --to terminated --session-id " + ended).exit_code, 0);
+  for (const Case& c : std::vector<Case>{
+           {"execution-environment create", 3, "INVALID_IDENTITY"},
+           {"execution-environment create --session-id nope", 3, "INVALID_IDENTITY"},
+           {"execution-environment create --session-id " + new_uuid(), 4, "SESSION_NOT_FOUND"},
+           {"execution-environment create --session-id " + ended, 6, "SESSION_TERMINATED"},
+           {"execution-environment create --session-id " + new_uuid() + " --timeout 0", 2, "INVALID_USAGE"},
+           {"execution-environment create --session-id " + new_uuid() + " --timeout soon", 2, "INVALID_USAGE"},
+           {"execution-environment status --session-id " + new_uuid(), 4, "ENVIRONMENT_NOT_FOUND"},
+           {"execution-environment destroy --session-id " + new_uuid(), 4, "ENVIRONMENT_NOT_FOUND"},
+           {"execution-environment destroy --session-id '../../etc'", 3, "INVALID_IDENTITY"},
+       }) {
+    const auto r = platform_->sh(c.command);
+    EXPECT_EQ(r.exit_code, c.exit_code) << c.command << "\n" << r.err;
+    EXPECT_EQ(Json::parse(r.err, nullptr, false).value("code", ""), c.code) << c.command << "\n" << r.err;
+  }
+}
+
+TEST_F(EnvironmentE2E, TheTerminalRunsInTheSandbox) {
+  const std::string session = new_session();
+  create(session);
+  TerminalClient t(env_address(), session, 100, 30);
+  t.send("echo $((6*7)); whoami; hostname; pwd; stty size; cat ~/exam/README\n");
+  ASSERT_TRUE(t.wait_for("42", kWait)) << t.output() << "\n" << platform_->logs();
+  ASSERT_TRUE(t.wait_for("Welcome to your exam environment", kWait)) << t.output();
+  const std::string out = t.output();
+  EXPECT_NE(out.find("candidate"), std::string::npos);
+  EXPECT_NE(out.find("exam-" + session.substr(0, 8)), std::string::npos);
+  EXPECT_NE(out.find("/home/candidate"), std::string::npos);
+  EXPECT_NE(out.find("30 100"), std::string::npos) << out;
+  t.resize(132, 43);
+  const size_t mark = t.output_size();
+  t.send("stty size\n");
+  EXPECT_TRUE(t.wait_for("43 132", kWait, mark)) << t.output();
+}
+
+// A dropped client leaves the shell running; the next one gets the same shell
+// and the recent output first.
+TEST_F(EnvironmentE2E, ReattachingResumesTheSameShellWithRecentOutput) {
+  const std::string session = new_session();
+  create(session);
+  std::string pid;
+  {
+    TerminalClient t(env_address(), session);
+    t.send("export MARK=remembered; echo shell-pid-$$-e\"\"nd\n");  // typed text differs from output
+    ASSERT_TRUE(t.wait_for("-end", kWait));
+    const std::string out = t.output();
+    const auto at = out.rfind("shell-pid-");
+    pid = out.substr(at + 10, out.find("-end", at) - at - 10);
+    t.send("for i in 1 2 3; do echo line-$i; done\n");
+    ASSERT_TRUE(t.wait_for("line-3", kWait));
+  }  // dropped without a goodbye
+  TerminalClient again(env_address(), session);
+  EXPECT_TRUE(again.wait_for("line-3", kWait)) << "no replay: " << again.output();
+  const size_t mark = again.output_size();
+  again.send("echo same-$$-$MARK\n");
+  EXPECT_TRUE(again.wait_for("same-" + pid + "-remembered", kWait, mark)) << "pid " << pid << ":\n" << again.output();
+  EXPECT_TRUE(again.detach().ok());
+  TerminalClient third(env_address(), session);
+  third.send("echo still-here\n");
+  EXPECT_TRUE(third.wait_for("still-here", kWait));
+}
+
+TEST_F(EnvironmentE2E, AnExitedShellIsReplacedAndTheHomeKept) {
+  const std::string session = new_session();
+  create(session);
+  TerminalClient t(env_address(), session);
+  t.send("echo kept > ~/notes.txt; exit\n");
+  ASSERT_TRUE(t.wait_for("starting a new one", kWait)) << t.output();
+  const size_t mark = t.output_size();
+  t.send("cat ~/notes.txt\n");
+  EXPECT_TRUE(t.wait_for("kept", kWait, mark)) << t.output();
+}
+
+TEST_F(EnvironmentE2E, AttachNeedsARunningEnvironment) {
+  const std::string session = new_session();
+  TerminalClient none(env_address(), session);
+  EXPECT_TRUE(none.wait_for("never", std::chrono::milliseconds(500)) == std::nullopt);
+  EXPECT_TRUE(none.ended());
+  create(session);
+  ASSERT_EQ(platform_->sh("execution-environment destroy --session-id " + session).exit_code, 0);
+  TerminalClient after(env_address(), session);
+  EXPECT_TRUE(after.wait_for("never", std::chrono::milliseconds(500)) == std::nullopt);
+  EXPECT_TRUE(after.ended());
+}
+
+// Sandboxes outlive a crash of the service; on restart, records and sandboxes
+// are reconciled.
+TEST(EnvironmentRestart, ReconcilesRecordsAndSandboxes) {
+  Platform platform(testing::shared_postgres().create_database());
+  platform.start("lifecycle");
+  platform.start("environment");
+  auto session = [&] {
+    auto stub = v1::LifecycleService::NewStub(
+        grpc::CreateChannel(platform.address("lifecycle"), grpc::InsecureChannelCredentials()));
+    v1::CreateSessionRequest r;
+    r.set_user_id(new_uuid());
+    v1::Session s;
+    grpc::ClientContext c;
+    stub->CreateSession(&c, r, &s);
+    return s.session_id();
+  };
+  const std::string kept = session(), lost = session();
+  const Json kept_env = Json::parse(platform.sh("execution-environment create --session-id " + kept).out);
+  const Json lost_env = Json::parse(platform.sh("execution-environment create --session-id " + lost).out);
+  {
+    TerminalClient t(platform.address("environment"), kept);
+    t.send("echo before-crash > ~/proof; echo wr''itten\n");
+    ASSERT_TRUE(t.wait_for("written", kWait)) << t.output() << "\n" << platform.logs();
+  }
+  platform.daemon("environment").signal(SIGKILL);
+  platform.daemon("environment").wait(kWait);
+
+  // While it is down: one sandbox dies, and an orphan appears.
+  const std::string lost_dir = platform.sandbox_dir() + "/" + lost_env["environment_id"].get<std::string>();
+  pid_t keeper = 0;
+  std::ifstream(lost_dir + "/control/keeper.pid") >> keeper;
+  ASSERT_GT(keeper, 0);
+  kill(keeper, SIGKILL);
+  const std::string orphan = new_uuid();
+  fs::create_directories(platform.sandbox_dir() + "/" + orphan);
+
+  platform.start("environment");
+  TerminalClient t(platform.address("environment"), kept);
+  t.send("cat ~/proof\n");
+  EXPECT_TRUE(t.wait_for("before-crash", kWait)) << "the shell did not survive: " << t.output();
+  const Json lost_status = Json::parse(platform.sh("execution-environment status --session-id " + lost).out);
+  EXPECT_EQ(lost_status["status"], "error");
+  EXPECT_EQ(lost_status["error_reason"], "sandbox vanished");
+  EXPECT_FALSE(fs::exists(platform.sandbox_dir() + "/" + orphan));
+  EXPECT_FALSE(fs::exists(lost_dir));
+}
+
+}  // namespace
+}  // namespace examiso

@@ -1,0 +1,96 @@
+#include "tests/support/terminal.h"
+
+namespace examiso::testing {
+
+TerminalClient::TerminalClient(const std::string& address, const std::string& session_id, uint32_t cols,
+                               uint32_t rows)
+    : stub_(v1::EnvironmentService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()))) {
+  stream_ = stub_->Attach(&context_);
+  v1::AttachRequest start;
+  start.mutable_start()->set_session_id(session_id);
+  start.mutable_start()->mutable_size()->set_cols(cols);
+  start.mutable_start()->mutable_size()->set_rows(rows);
+  stream_->Write(start);
+  reader_ = std::thread([this] {
+    v1::AttachResponse r;
+    while (stream_->Read(&r)) {
+      std::lock_guard lock(mutex_);
+      if (r.has_ended()) {
+        ended_ = true;
+        ended_reason_ = r.ended().reason();
+      } else {
+        output_ += r.output();
+      }
+      cv_.notify_all();
+    }
+    std::lock_guard lock(mutex_);
+    ended_ = true;
+    cv_.notify_all();
+  });
+}
+
+TerminalClient::~TerminalClient() {
+  if (!detached_) context_.TryCancel();
+  reader_.join();
+}
+
+bool TerminalClient::send(const std::string& input) {
+  v1::AttachRequest m;
+  m.set_input(input);
+  return stream_->Write(m);
+}
+
+bool TerminalClient::resize(uint32_t cols, uint32_t rows) {
+  v1::AttachRequest m;
+  m.mutable_resize()->set_cols(cols);
+  m.mutable_resize()->set_rows(rows);
+  return stream_->Write(m);
+}
+
+std::optional<size_t> TerminalClient::wait_for(const std::string& needle, std::chrono::milliseconds timeout,
+                                               size_t from) {
+  std::unique_lock lock(mutex_);
+  size_t at = std::string::npos;
+  cv_.wait_for(lock, timeout, [&] {
+    at = output_.size() > from ? output_.find(needle, from) : std::string::npos;
+    return at != std::string::npos || ended_;
+  });
+  if (at == std::string::npos) at = output_.size() > from ? output_.find(needle, from) : std::string::npos;
+  if (at == std::string::npos) return std::nullopt;
+  return at + needle.size();
+}
+
+bool TerminalClient::wait_bytes(size_t bytes, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  return cv_.wait_for(lock, timeout, [&] { return output_.size() >= bytes || ended_; }) && output_.size() >= bytes;
+}
+
+std::string TerminalClient::output() {
+  std::lock_guard lock(mutex_);
+  return output_;
+}
+
+size_t TerminalClient::output_size() {
+  std::lock_guard lock(mutex_);
+  return output_.size();
+}
+
+bool TerminalClient::ended() {
+  std::lock_guard lock(mutex_);
+  return ended_;
+}
+
+std::string TerminalClient::ended_reason() {
+  std::lock_guard lock(mutex_);
+  return ended_reason_;
+}
+
+grpc::Status TerminalClient::detach() {
+  detached_ = true;
+  stream_->WritesDone();
+  reader_.join();
+  reader_ = std::thread([] {});
+  return stream_->Finish();
+}
+
+}  // namespace examiso::testing
