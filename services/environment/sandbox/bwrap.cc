@@ -62,7 +62,8 @@ std::vector<std::string> sandbox_command(const SandboxLayout& l, const std::vect
   for (const char* own : {"passwd", "group", "hosts", "hostname"})
     a.insert(a.end(), {"--ro-bind", l.etc_dir + "/" + own, std::string("/etc/") + own});
   a.insert(a.end(), {"--dir", "/var", "--perms", "1777", "--size", std::to_string(l.tmp_size_bytes), "--tmpfs", "/tmp",
-                     "--symlink", "../tmp", "/var/tmp", "--bind", l.home_dir, kHome, "--chdir", kHome, "--clearenv",
+                     "--symlink", "../tmp", "/var/tmp", "--bind", l.home_dir, kHome, "--remount-ro", "/", "--chdir", kHome,
+                     "--clearenv",
                      "--setenv", "HOME", kHome, "--setenv", "USER", "candidate", "--setenv", "LOGNAME", "candidate",
                      "--setenv", "SHELL", "/bin/bash", "--setenv", "TERM", "xterm-256color", "--setenv", "LANG",
                      "C.UTF-8", "--setenv", "HOSTNAME", l.hostname, "--setenv", "PATH",

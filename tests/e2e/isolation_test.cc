@@ -1,0 +1,246 @@
+// Isolation, tested: two real sandboxes A and B, and from inside A every way
+// out we know of. Each probe has a control showing the same probe succeeds
+// where it should, so a broken probe cannot pass.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include "common/json.h"
+#include "common/uuid.h"
+#include "examiso/v1/lifecycle.grpc.pb.h"
+#include "tests/support/platform.h"
+#include "tests/support/postgres.h"
+#include "tests/support/terminal.h"
+
+namespace examiso {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::TerminalClient;
+
+const std::string kIsolationExam = "00000000-0000-4000-8000-000000000005";  // 128 MiB, 64 pids
+
+struct Sandbox {
+  std::string session_id;
+  std::string environment_id;
+  std::unique_ptr<TerminalClient> terminal;
+};
+
+class Isolation : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    platform_ = new testing::Platform(testing::shared_postgres().create_database());
+    platform_->start("identity");
+    platform_->start("lifecycle");
+    platform_->start("environment");
+    a_ = new Sandbox(make_sandbox());
+    b_ = new Sandbox(make_sandbox());
+  }
+  static void TearDownTestSuite() {
+    delete a_;
+    delete b_;
+    delete platform_;
+  }
+
+  static Sandbox make_sandbox() {
+    auto stub = v1::LifecycleService::NewStub(
+        grpc::CreateChannel(platform_->address("lifecycle"), grpc::InsecureChannelCredentials()));
+    v1::CreateSessionRequest r;
+    r.set_user_id(new_uuid());
+    r.set_exam_id(kIsolationExam);
+    v1::Session s;
+    grpc::ClientContext c;
+    EXPECT_TRUE(stub->CreateSession(&c, r, &s).ok());
+    const auto out = platform_->sh("execution-environment create --session-id " + s.session_id());
+    Sandbox box{s.session_id(), Json::parse(out.out).value("environment_id", ""), nullptr};
+    // The probe goes into the sandbox's home, owned by the sandbox's uid.
+    const fs::path home = platform_->sandbox_dir() + "/" + box.environment_id + "/home";
+    struct stat st {};
+    stat(home.c_str(), &st);
+    fs::copy_file(testing::bin("../tests/examiso-probe"), home / "examiso-probe");
+    chown((home / "examiso-probe").c_str(), st.st_uid, st.st_gid);
+    box.terminal = std::make_unique<TerminalClient>(platform_->address("environment"), box.session_id);
+    return box;
+  }
+
+  // Runs a command line in a sandbox's shell; returns what it printed.
+  static std::string run(Sandbox& box, const std::string& command,
+                         std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+    static int n = 1000;
+    const int id = ++n;
+    const size_t mark = box.terminal->output_size();
+    // The marker is computed by the shell, so the typed line cannot match it.
+    box.terminal->send(command + "; echo \"@@$((" + std::to_string(id) + "+1))@@\"\n");
+    const auto end = box.terminal->wait_for("@@" + std::to_string(id + 1) + "@@", timeout, mark);
+    EXPECT_TRUE(end) << "no answer to: " << command << "\n" << box.terminal->output().substr(mark);
+    return box.terminal->output().substr(mark, end ? *end - mark : std::string::npos);
+  }
+
+  static std::string probe(Sandbox& box, const std::string& args) { return run(box, "~/examiso-probe " + args); }
+
+  // The same probe on the host, as root: the control.
+  static std::string host_probe(const std::string& args) {
+    return testing::run_shell(testing::bin("../tests/examiso-probe") + " " + args).out;
+  }
+
+  static std::vector<pid_t> host_pids_of(const Sandbox& box) {
+    std::vector<pid_t> pids;
+    std::ifstream in("/sys/fs/cgroup/pids/" + platform_->cgroup_parent() + "/" + box.environment_id +
+                     "/cgroup.procs");
+    if (!in) in.open("/sys/fs/cgroup/" + platform_->cgroup_parent() + "/" + box.environment_id + "/cgroup.procs");
+    for (pid_t p; in >> p;) pids.push_back(p);
+    return pids;
+  }
+
+  static pid_t daemon_pid(const std::string& service) { return platform_->daemon(service).pid(); }
+
+  static testing::Platform* platform_;
+  static Sandbox* a_;
+  static Sandbox* b_;
+};
+testing::Platform* Isolation::platform_ = nullptr;
+Sandbox* Isolation::a_ = nullptr;
+Sandbox* Isolation::b_ = nullptr;
+
+TEST_F(Isolation, CannotSeeOrSignalOtherProcesses) {
+  const std::string listing = run(*a_, "ps -e -o comm= | sort | uniq -c; ls /proc | grep -c '^[0-9]'");
+  for (const char* foreign : {"postgres", "examiso-", "sshd", "init", "systemd"})
+    EXPECT_EQ(listing.find(foreign), std::string::npos) << foreign << " visible:\n" << listing;
+  const auto b_pids = host_pids_of(*b_);
+  ASSERT_FALSE(b_pids.empty());
+  for (pid_t target : {b_pids.back(), daemon_pid("lifecycle"), daemon_pid("environment")}) {
+    ASSERT_EQ(kill(target, 0), 0) << "control: pid " << target << " exists on the host";
+    const std::string pid = std::to_string(target);
+    EXPECT_NE(probe(*a_, "signal " + pid).find("denied signal ESRCH"), std::string::npos) << pid;
+    EXPECT_NE(probe(*a_, "ptrace " + pid).find("denied ptrace"), std::string::npos) << pid;
+  }
+  EXPECT_NE(host_probe("signal " + std::to_string(b_pids.back())).find("ok signal"), std::string::npos);
+}
+
+TEST_F(Isolation, CannotReadOrWriteOtherFiles) {
+  run(*b_, "echo b-secret > ~/secret");
+  const std::string b_secret = platform_->sandbox_dir() + "/" + b_->environment_id + "/home/secret";
+  const std::string pg_version = testing::shared_postgres().data_dir() + "/PG_VERSION";
+  const std::string repo_file = std::string(EXAMISO_SOURCE_DIR) + "/CMakeLists.txt";
+  for (const std::string& file : {b_secret, pg_version, repo_file, std::string("/root/.bashrc"),
+                                  std::string("/etc/shadow"), std::string("/var/lib/postgresql")}) {
+    if (file != "/var/lib/postgresql" && file != "/root/.bashrc") {
+      EXPECT_TRUE(std::ifstream(file).good()) << "control: the host can read " << file;
+    }
+    EXPECT_NE(probe(*a_, "read " + file).find("denied read"), std::string::npos) << file;
+  }
+  for (const std::string& file : {std::string("/usr/bin/evil"), std::string("/etc/passwd"), b_secret,
+                                  std::string("/home/candidate/../../etc/evil")})
+    EXPECT_NE(probe(*a_, "write " + file).find("denied write"), std::string::npos) << file;
+  EXPECT_NE(probe(*a_, "write /home/candidate/mine").find("ok write"), std::string::npos) << "control";
+  EXPECT_NE(probe(*a_, "write /tmp/mine").find("ok write"), std::string::npos) << "control";
+  EXPECT_EQ(run(*b_, "cat ~/secret").find("b-secret") != std::string::npos, true);
+}
+
+TEST_F(Isolation, CannotReachHostServicesOrTheOtherSandbox) {
+  // Something listening on the host like the gateway would (:3000 by default).
+  const int listener = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_ANY);
+  int one = 1;
+  setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  listen(listener, 8);
+  socklen_t len = sizeof addr;
+  getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  const std::string gateway_like = std::to_string(ntohs(addr.sin_port));
+
+  std::vector<std::string> ports{std::to_string(testing::shared_postgres().port()), gateway_like};
+  for (const char* s : {"identity", "lifecycle", "environment"}) {
+    const std::string a = platform_->address(s);
+    ports.push_back(a.substr(a.rfind(':') + 1));
+  }
+  for (const auto& port : ports) {
+    EXPECT_NE(host_probe("connect 127.0.0.1 " + port).find("ok connect"), std::string::npos) << "control " << port;
+    EXPECT_NE(probe(*a_, "connect 127.0.0.1 " + port).find("denied connect"), std::string::npos) << port;
+  }
+  // The host's own addresses are not reachable either: no route at all.
+  const std::string host_ip = testing::run_shell("hostname -I | cut -d' ' -f1").out;
+  if (host_ip.size() > 6) {
+    const std::string ip = host_ip.substr(0, host_ip.find_first_of(" \n"));
+    EXPECT_NE(host_probe("connect " + ip + " " + gateway_like).find("ok connect"), std::string::npos) << "control";
+    EXPECT_NE(probe(*a_, "connect " + ip + " " + gateway_like).find("denied connect ENETUNREACH"), std::string::npos);
+  }
+  // B listens on its loopback; A's loopback is another one.
+  run(*b_, "(~/examiso-probe listen 7777 > /dev/null &) ; sleep 0.2");
+  EXPECT_NE(probe(*b_, "connect 127.0.0.1 7777").find("ok connect"), std::string::npos) << "control";
+  EXPECT_NE(probe(*a_, "connect 127.0.0.1 7777").find("denied connect ECONNREFUSED"), std::string::npos);
+  // Only a loopback interface inside; the host has more.
+  std::ifstream host_dev("/proc/net/dev");
+  int host_interfaces = 0;
+  for (std::string line; std::getline(host_dev, line);) host_interfaces += line.find(':') != std::string::npos;
+  EXPECT_GT(host_interfaces, 1) << "control";
+  const std::string devices = run(*a_, "echo count=$(grep -c : /proc/net/dev); grep -o '^ *[a-z0-9]*:' /proc/net/dev");
+  EXPECT_NE(devices.find("count=1\r"), std::string::npos) << devices;
+  EXPECT_NE(devices.find("lo:"), std::string::npos) << devices;
+  close(listener);
+}
+
+TEST_F(Isolation, SeesNothingOfThePlatformsEnvironment) {
+  std::ifstream environ("/proc/" + std::to_string(daemon_pid("environment")) + "/environ");
+  const std::string platform_env((std::istreambuf_iterator<char>(environ)), {});
+  ASSERT_NE(platform_env.find("DATABASE_URL="), std::string::npos) << "control";
+  ASSERT_NE(platform_env.find("EXAMISO_IDENTITY_HS256_SECRET="), std::string::npos) << "control";
+  const std::string inside = run(*a_, "env; cat /proc/1/environ | tr '\\0' '\\n'");
+  for (const char* leak : {"DATABASE_URL", "EXAMISO_", "end-to-end-test-development-secret", "postgresql://"})
+    EXPECT_EQ(inside.find(leak), std::string::npos) << leak << " leaked:\n" << inside;
+  EXPECT_NE(inside.find("HOME=/home/candidate"), std::string::npos) << "control: env works";
+}
+
+TEST_F(Isolation, GainsNoCapabilities) {
+  const std::string status = run(*a_, "grep -E '^Cap(Eff|Prm|Bnd)' /proc/self/status; id");
+  EXPECT_NE(status.find("CapEff:\t0000000000000000"), std::string::npos) << status;
+  EXPECT_NE(status.find("CapBnd:\t0000000000000000"), std::string::npos) << status;
+  EXPECT_NE(status.find("uid=1000(candidate)"), std::string::npos) << status;
+  testing::TempDir mnt;
+  EXPECT_NE(host_probe("mount " + mnt.path()).find("ok mount"), std::string::npos) << "control";
+  umount2(mnt.path().c_str(), MNT_DETACH);
+  EXPECT_NE(host_probe("raw-socket").find("ok raw-socket"), std::string::npos) << "control";
+  EXPECT_NE(probe(*a_, "mount /tmp").find("denied mount EPERM"), std::string::npos);
+  EXPECT_NE(probe(*a_, "raw-socket").find("denied raw-socket"), std::string::npos);
+  EXPECT_NE(run(*a_, "unshare -Ur true 2>&1 || echo no-userns").find("no-userns"), std::string::npos);
+  EXPECT_NE(run(*a_, "ls -ld /usr; touch /usr/x 2>&1").find("Read-only file system"), std::string::npos);
+}
+
+// Memory and process limits are the sandbox's own: the OOM killer takes the
+// offender in A, a fork bomb in A stays in A, and B keeps answering.
+TEST_F(Isolation, ResourceLimitsContainTheOffender) {
+  EXPECT_NE(probe(*a_, "alloc 32").find("ok alloc 32 MB"), std::string::npos) << "control";
+  const std::string oom = run(*a_, "~/examiso-probe alloc 1024; echo exit=$?");
+  EXPECT_NE(oom.find("exit=137"), std::string::npos) << oom;
+  EXPECT_NE(run(*a_, "echo alive-after-oom-$((1+1))").find("alive-after-oom-2"), std::string::npos);
+
+  EXPECT_NE(probe(*a_, "fork 10").find("forked 10"), std::string::npos) << "control";
+  const std::string bounded = probe(*a_, "fork 1000");
+  EXPECT_EQ(bounded.find("forked 1000"), std::string::npos) << bounded;
+
+  a_->terminal->send("bomb() { bomb | bomb & }; bomb\n");
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  EXPECT_LE(host_pids_of(*a_).size(), 64u);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_NE(run(*b_, "echo b-still-answers-$((2+2))", std::chrono::seconds(5)).find("b-still-answers-4"),
+            std::string::npos);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+  // Destroying A ends all of it.
+  ASSERT_EQ(platform_->sh("execution-environment destroy --session-id " + a_->session_id).exit_code, 0);
+  for (int i = 0; i < 100 && !host_pids_of(*a_).empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_TRUE(host_pids_of(*a_).empty());
+}
+
+}  // namespace
+}  // namespace examiso
