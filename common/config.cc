@@ -44,6 +44,9 @@ constexpr std::array kKeys{
     ConfigKey{"environment.cgroup_parent", "examiso", "local driver: the cgroup under which each sandbox gets its own"},
     ConfigKey{"environment.uid_base", "200000", "local driver: first host uid given to sandboxes"},
     ConfigKey{"environment.uid_count", "50000", "local driver: how many host uids sandboxes may use"},
+    ConfigKey{"environment.expedite_rcu", "true",
+              "local driver: set /sys/kernel/rcu_expedited, without which every move into a sandbox's cgroup "
+              "waits out an RCU grace period (~17 ms)"},
     ConfigKey{"environment.replay_bytes", "65536", "recent terminal output replayed to a client that (re)attaches"},
     ConfigKey{"environment.reconcile_interval_seconds", "10",
               "how often records and running sandboxes are compared (also at start-up)"},

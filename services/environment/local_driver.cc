@@ -21,7 +21,6 @@
 #include "services/environment/sandbox/bwrap.h"
 #include "services/environment/sandbox/cgroup.h"
 #include "services/environment/sandbox/frames.h"
-#include "services/environment/sandbox/process.h"
 
 namespace examiso::environment {
 namespace {
@@ -128,25 +127,36 @@ void LocalDriver::create(const EnvironmentSpec& spec, std::chrono::steady_clock:
         {spec.memory_limit_bytes, spec.pids_limit, spec.cpu_millis});
     const sandbox::SandboxLayout layout{spec.host_uid, spec.name, home, d + "/etc", spec.tmp_size_bytes};
 
-    if (!spec.setup_script.empty()) {
-      const auto r = sandbox::run_in_cgroups(
-          sandbox::sandbox_command(layout, {"/bin/bash", "-c", spec.setup_script}, false), procs, deadline);
-      if (r.exit_code != 0) {
-        std::string tail = r.output.size() > 500 ? r.output.substr(r.output.size() - 500) : r.output;
-        create_failed(r.exit_code == -1 ? "the setup script did not finish in time"
-                                        : "the setup script failed (exit " + std::to_string(r.exit_code) + ")" +
-                                              (tail.empty() ? "" : ": " + tail));
-      }
-    }
-
     // The keeper: its own session (so no terminal signal reaches it), a clean
     // environment, stdout for "ready", stderr to its log.
-    std::vector<std::string> args{o_.keeper_binary, "--socket",       d + "/control/terminal.sock",
-                                  "--pid-file",     d + "/control/keeper.pid", "--replay-bytes",
-                                  std::to_string(o_.replay_bytes)};
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    std::vector<std::string> args{o_.keeper_binary,
+                                  "--socket",
+                                  d + "/control/terminal.sock",
+                                  "--pid-file",
+                                  d + "/control/keeper.pid",
+                                  "--replay-bytes",
+                                  std::to_string(o_.replay_bytes),
+                                  "--ready-timeout-ms",
+                                  std::to_string(std::max<int64_t>(left.count(), 1))};
     for (const auto& p : procs) args.insert(args.end(), {"--cgroup-procs", p});
+    const std::vector<std::string> shell{"/bin/bash", "-l"};
     args.push_back("--");
-    for (auto& a : sandbox::sandbox_command(layout, {"/bin/bash", "-l"})) args.push_back(std::move(a));
+    if (spec.setup_script.empty()) {
+      for (auto& a : sandbox::sandbox_command(layout, shell)) args.push_back(std::move(a));
+    } else {
+      // The first shell runs the exam's setup, reports it on fd 4, then
+      // becomes the candidate's shell: one sandbox start instead of two.
+      const std::string wrapper =
+          "out=$(/bin/bash -c \"$1\" 2>&1 </dev/null 4>&-); code=$?; "
+          "printf '%s\\n%s\\0' \"$code\" \"${out:$(( ${#out} > 500 ? ${#out} - 500 : 0 ))}\" >&4; exec 4>&-; "
+          "[ \"$code\" = 0 ] && exec /bin/bash -l; exit \"$code\"";
+      for (auto& a : sandbox::sandbox_command(layout, {"/bin/bash", "-c", wrapper, "examiso-setup",
+                                                       spec.setup_script}))
+        args.push_back(std::move(a));
+      args.push_back("--respawn");
+      for (auto& a : sandbox::sandbox_command(layout, shell)) args.push_back(std::move(a));
+    }
     std::vector<char*> c_args;
     for (auto& a : args) c_args.push_back(a.data());
     c_args.push_back(nullptr);
@@ -182,8 +192,10 @@ void LocalDriver::create(const EnvironmentSpec& spec, std::chrono::steady_clock:
 
     std::string line;
     while (line.find('\n') == std::string::npos) {
-      const auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+      // The keeper enforces the deadline itself; allow it time to say so.
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            deadline + std::chrono::seconds(2) - std::chrono::steady_clock::now())
+                            .count();
       pollfd p{ready[0], POLLIN, 0};
       if (left <= 0 || poll(&p, 1, static_cast<int>(left)) <= 0) break;
       char buf[4096];

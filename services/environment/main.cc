@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "common/log.h"
 #include "common/service_db.h"
@@ -16,6 +17,12 @@ int main(int argc, char** argv) {
     SystemClock clock;
     if (config.str("environment.driver") != "local")
       throw Error("INVALID_ARGUMENT", "environment.driver must be local (kubernetes arrives with its own issue)");
+    if (config.boolean("environment.expedite_rcu")) {
+      std::ofstream rcu("/sys/kernel/rcu_expedited");
+      rcu << "1";
+      rcu.flush();
+      log::info("rcu_expedited", {{"set", static_cast<bool>(rcu)}});
+    }
     std::string keeper = std::filesystem::read_symlink("/proc/self/exe").parent_path() / "examiso-sandbox";
     environment::LocalDriver driver({config.str("environment.state_dir"), config.str("environment.cgroup_parent"),
                                      keeper, static_cast<size_t>(config.integer("environment.replay_bytes"))});

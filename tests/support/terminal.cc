@@ -50,13 +50,16 @@ bool TerminalClient::resize(uint32_t cols, uint32_t rows) {
 std::optional<size_t> TerminalClient::wait_for(const std::string& needle, std::chrono::milliseconds timeout,
                                                size_t from) {
   std::unique_lock lock(mutex_);
-  size_t at = std::string::npos;
-  cv_.wait_for(lock, timeout, [&] {
-    at = output_.size() > from ? output_.find(needle, from) : std::string::npos;
-    return at != std::string::npos || ended_;
-  });
-  if (at == std::string::npos) at = output_.size() > from ? output_.find(needle, from) : std::string::npos;
-  if (at == std::string::npos) return std::nullopt;
+  // Scan only what arrived since the last look (large outputs stay linear).
+  size_t scanned = from, at = std::string::npos;
+  const auto look = [&] {
+    const size_t start = scanned > from + needle.size() ? scanned - needle.size() : from;
+    at = output_.size() > start ? output_.find(needle, start) : std::string::npos;
+    scanned = output_.size();
+    return at != std::string::npos;
+  };
+  cv_.wait_for(lock, timeout, [&] { return look() || ended_; });
+  if (at == std::string::npos && !look()) return std::nullopt;
   return at + needle.size();
 }
 

@@ -4,14 +4,16 @@
 // a unix socket, and starts a new shell when the candidate's exits.
 //
 //   examiso-sandbox --socket PATH --pid-file PATH [--replay-bytes N]
-//                   [--cgroup-procs FILE]... [--cols C --rows R] -- COMMAND...
+//                   [--cgroup-procs FILE]... [--cols C --rows R] [--ready-timeout-ms N]
+//                   -- COMMAND... [--respawn RESPAWN_COMMAND...]
 //
 // It detaches at once (its starter is not its parent and need not reap it).
 //
-// COMMAND must accept `--info-fd 3` semantics of bubblewrap: fd 3 receives a
-// JSON document once the sandbox is set up. The keeper prints "ready" on
-// stdout when the sandbox is up and the socket listens, or "failed: ..." and
-// exits 1.
+// COMMAND reports the sandbox set up by writing to fd 3 (bubblewrap's
+// --info-fd). With --respawn, COMMAND is the first shell only, which also
+// reports its setup on fd 4 ("<exit code>\n<output tail>"); later shells run
+// RESPAWN_COMMAND. The keeper prints "ready" on stdout when the sandbox is up
+// and the socket listens, or "failed: ..." and exits 1.
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -42,7 +44,9 @@ struct Options {
   size_t replay_bytes = 64 * 1024;
   std::vector<std::string> cgroup_procs;
   uint16_t cols = 80, rows = 24;
-  std::vector<std::string> command;
+  int ready_timeout_ms = 30000;
+  std::vector<std::string> command;  // the first shell
+  std::vector<std::string> respawn;  // later shells; empty: `command` again
 };
 
 volatile sig_atomic_t g_stop = 0;
@@ -75,56 +79,82 @@ class Keeper final {
   // Starts the command on a new PTY and waits for the sandbox to report itself
   // set up on fd 3; on failure `why` holds what it printed.
   bool start_shell(std::string& why) {
-    int info[2];
-    if (pipe2(info, O_CLOEXEC) != 0) {
+    const bool first = !started_once_;
+    const bool report_setup = first && !o_.respawn.empty();
+    const auto& command = first || o_.respawn.empty() ? o_.command : o_.respawn;
+    int info[2], setup[2] = {-1, -1};
+    if (pipe2(info, O_CLOEXEC) != 0 || (report_setup && pipe2(setup, O_CLOEXEC) != 0)) {
       why = "pipe failed";
       return false;
     }
     try {
-      shell_ = spawn_on_pty(o_.command, {"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}, o_.cols, o_.rows, info[1],
+      shell_ = spawn_on_pty(command, {"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}, o_.cols, o_.rows, {info[1], setup[1]},
                             o_.cgroup_procs);
     } catch (const std::exception& e) {
-      close(info[0]);
-      close(info[1]);
+      for (int fd : {info[0], info[1], setup[0], setup[1]})
+        if (fd >= 0) close(fd);
       why = e.what();
       return false;
     }
     close(info[1]);
+    if (setup[1] >= 0) close(setup[1]);
     started_ = std::chrono::steady_clock::now();
-    // Wait for the info document (or EOF: the sandbox failed), keeping output.
-    std::string early;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    bool up = false;
-    while (std::chrono::steady_clock::now() < deadline) {
-      pollfd p[2] = {{info[0], POLLIN, 0}, {shell_.master, POLLIN, 0}};
-      if (poll(p, 2, 100) < 0 && errno != EINTR) break;
+    // Wait for the info document to end (or EOF without one: the sandbox
+    // failed) and, for the first shell, for the setup report; keep the output.
+    std::string early, report;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(o_.ready_timeout_ms);
+    bool up = false, info_done = false, setup_done = setup[0] < 0;
+    while (!(info_done && setup_done) && std::chrono::steady_clock::now() < deadline) {
+      pollfd p[3] = {{info_done ? -1 : info[0], POLLIN, 0},
+                     {shell_.master, POLLIN, 0},
+                     {setup_done ? -1 : setup[0], POLLIN, 0}};
+      if (poll(p, 3, 100) < 0 && errno != EINTR) break;
+      char buf[4096];
       if (p[1].revents & POLLIN) {
-        char buf[4096];
         const ssize_t n = read(shell_.master, buf, sizeof buf);
         if (n > 0) early.append(buf, static_cast<size_t>(n));
       }
       if (p[0].revents & (POLLIN | POLLHUP)) {
         // bwrap writes its info document in pieces and then closes: read to
         // the end, or a write to a closed pipe would kill the sandbox.
-        char buf[512];
         const ssize_t n = read(info[0], buf, sizeof buf);
         if (n > 0) {
           up = true;
-          continue;
+        } else {
+          info_done = true;
+          if (!up) break;
         }
-        break;
+      }
+      if (p[2].revents & (POLLIN | POLLHUP)) {
+        const ssize_t n = read(setup[0], buf, sizeof buf);
+        // The report ends with a NUL: bwrap keeps its own copy of fd 4 open,
+        // so no EOF comes.
+        if (n > 0) report.append(buf, static_cast<size_t>(n));
+        if (n <= 0 || report.find('\0') != std::string::npos) setup_done = true;
       }
     }
     close(info[0]);
-    if (!up) {
+    if (setup[0] >= 0) close(setup[0]);
+    if (const auto nul = report.find('\0'); nul != std::string::npos) report.resize(nul);
+    const bool setup_ok = setup[0] < 0 || report.rfind("0\n", 0) == 0;
+    if (!up || !info_done || !setup_done || !setup_ok) {
       kill(-shell_.pid, SIGKILL);
       waitpid(shell_.pid, nullptr, 0);
       close(shell_.master);
       shell_ = {};
-      why = early.empty() ? "the sandbox did not start" : early;
+      if (up && info_done && !setup_done) {
+        why = "the setup script did not finish in time";
+      } else if (setup_done && !setup_ok) {
+        const auto nl = report.find('\n');
+        why = "the setup script failed (exit " + report.substr(0, nl) + ")";
+        if (nl != std::string::npos && nl + 1 < report.size()) why += ": " + report.substr(nl + 1);
+      } else {
+        why = early.empty() ? "the sandbox did not start" : early;
+      }
       while (!why.empty() && (why.back() == '\n' || why.back() == '\r')) why.pop_back();
       return false;
     }
+    started_once_ = true;
     remember(early);
     return true;
   }
@@ -273,6 +303,7 @@ class Keeper final {
   Options o_;
   PtyProcess shell_;
   std::chrono::steady_clock::time_point started_;
+  bool started_once_ = false;
   int backoff_ = 0;
   int listener_ = -1;
   int client_ = -1;
@@ -287,7 +318,14 @@ bool parse(int argc, char** argv, Options& o) {
     const std::string a = argv[i];
     const bool has = i + 1 < argc;
     if (a == "--") {
-      for (++i; i < argc; ++i) o.command.push_back(argv[i]);
+      auto* target = &o.command;
+      for (++i; i < argc; ++i) {
+        if (std::string(argv[i]) == "--respawn") {
+          target = &o.respawn;
+        } else {
+          target->push_back(argv[i]);
+        }
+      }
     } else if (a == "--socket" && has) {
       o.socket = argv[++i];
     } else if (a == "--pid-file" && has) {
@@ -298,6 +336,8 @@ bool parse(int argc, char** argv, Options& o) {
       o.cgroup_procs.push_back(argv[++i]);
     } else if (a == "--cols" && has) {
       o.cols = static_cast<uint16_t>(std::stoi(argv[++i]));
+    } else if (a == "--ready-timeout-ms" && has) {
+      o.ready_timeout_ms = std::stoi(argv[++i]);
     } else if (a == "--rows" && has) {
       o.rows = static_cast<uint16_t>(std::stoi(argv[++i]));
     } else {

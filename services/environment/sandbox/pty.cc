@@ -19,7 +19,8 @@ void resize_pty(int master, uint16_t cols, uint16_t rows) {
 }
 
 PtyProcess spawn_on_pty(const std::vector<std::string>& argv, const std::vector<std::string>& env, uint16_t cols,
-                        uint16_t rows, int fd3, const std::vector<std::string>& cgroup_procs) {
+                        uint16_t rows, const std::vector<int>& extra_fds,
+                        const std::vector<std::string>& cgroup_procs) {
   const int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (master < 0 || grantpt(master) != 0 || unlockpt(master) != 0) throw std::runtime_error("cannot open a PTY");
   char slave_name[128];
@@ -46,15 +47,17 @@ PtyProcess spawn_on_pty(const std::vector<std::string>& argv, const std::vector<
     setsid();
     const int slave = open(slave_name, O_RDWR);
     if (slave < 0 || ioctl(slave, TIOCSCTTY, 0) != 0) _exit(126);
-    if (fd3 >= 0 && fd3 != 3) {
-      dup2(fd3, 3);
-    } else if (fd3 == 3) {
-      fcntl(3, F_SETFD, 0);
-    }
+    // Park the extra fds high first, so that placing them on 3, 4, ... cannot
+    // overwrite one another (or the PTY).
+    int parked[8];
+    const size_t extras = extra_fds.size() < 8 ? extra_fds.size() : 8;
+    for (size_t i = 0; i < extras; ++i) parked[i] = extra_fds[i] >= 0 ? fcntl(extra_fds[i], F_DUPFD_CLOEXEC, 100) : -1;
     dup2(slave, 0);
     dup2(slave, 1);
     dup2(slave, 2);
-    if (slave > 3) close(slave);
+    if (slave > 2) close(slave);
+    for (size_t i = 0; i < extras; ++i)
+      if (parked[i] >= 0) dup2(parked[i], static_cast<int>(3 + i));
     execve(c_argv[0], c_argv.data(), c_env.data());
     _exit(127);
   }

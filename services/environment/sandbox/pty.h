@@ -15,10 +15,11 @@ struct PtyProcess {
   pid_t pid = -1;
 };
 
-// Starts argv with exactly `env`; `fd3` (when >= 0) becomes the child's fd 3.
-// Throws std::runtime_error when the PTY or the process cannot be made.
+// Starts argv with exactly `env`; extra_fds[i] (when >= 0) becomes the
+// child's fd 3 + i. Throws std::runtime_error when the PTY or the process
+// cannot be made.
 PtyProcess spawn_on_pty(const std::vector<std::string>& argv, const std::vector<std::string>& env, uint16_t cols,
-                        uint16_t rows, int fd3, const std::vector<std::string>& cgroup_procs);
+                        uint16_t rows, const std::vector<int>& extra_fds, const std::vector<std::string>& cgroup_procs);
 
 void resize_pty(int master, uint16_t cols, uint16_t rows);
 

@@ -1,0 +1,190 @@
+// The environment service with real sandboxes:
+//   create -> ready (targets: p50 < 30 ms, p99 < 100 ms; 50 concurrent creates all ready within 2 s),
+//   keystroke echo through Attach (target: p99 < 2 ms),
+//   output throughput through Attach (target: >= 50 MB/s),
+//   200 concurrent live sandboxes, and host memory per idle sandbox.
+#include <benchmark/benchmark.h>
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <fstream>
+#include <thread>
+
+#include "bench/latency.h"
+#include "common/json.h"
+#include "common/uuid.h"
+#include "examiso/v1/environment.grpc.pb.h"
+#include "examiso/v1/lifecycle.grpc.pb.h"
+#include "services/environment/sandbox/cgroup.h"
+#include "tests/support/platform.h"
+#include "tests/support/postgres.h"
+#include "tests/support/terminal.h"
+
+namespace {
+
+using namespace examiso;
+
+// The default exam (with its setup script) unless told otherwise.
+struct World {
+  testing::PostgresCluster cluster{true};
+  testing::Platform platform{cluster.create_database(),
+                             {{"EXAMISO_LOG_LEVEL", "warn"},
+                              {"EXAMISO_LIFECYCLE_EXAM_CATALOG", std::string(EXAMISO_SOURCE_DIR) + "/config/exams.yaml"}}};
+  std::string lifecycle = platform.start("lifecycle");
+  std::string environment = platform.start("environment");
+  std::unique_ptr<v1::LifecycleService::Stub> sessions =
+      v1::LifecycleService::NewStub(grpc::CreateChannel(lifecycle, grpc::InsecureChannelCredentials()));
+  std::unique_ptr<v1::EnvironmentService::Stub> environments =
+      v1::EnvironmentService::NewStub(grpc::CreateChannel(environment, grpc::InsecureChannelCredentials()));
+
+  std::string new_session() {
+    v1::CreateSessionRequest r;
+    r.set_user_id(new_uuid());
+    v1::Session s;
+    grpc::ClientContext c;
+    sessions->CreateSession(&c, r, &s);
+    return s.session_id();
+  }
+  bool create(const std::string& session) {
+    v1::CreateEnvironmentRequest r;
+    r.set_session_id(session);
+    v1::Environment e;
+    grpc::ClientContext c;
+    return environments->CreateEnvironment(&c, r, &e).ok() && e.status() == v1::ENVIRONMENT_STATUS_RUNNING;
+  }
+  void destroy(const std::string& session) {
+    v1::DestroyEnvironmentRequest r;
+    r.set_session_id(session);
+    v1::DestroyEnvironmentResponse out;
+    grpc::ClientContext c;
+    environments->DestroyEnvironment(&c, r, &out);
+  }
+};
+
+World& world() {
+  static World w;
+  return w;
+}
+
+void BM_CreateToReady(benchmark::State& state) {
+  World& w = world();
+  bench::Latencies latencies;
+  std::vector<std::string> made;
+  for (auto _ : state) {
+    state.PauseTiming();
+    const std::string session = w.new_session();
+    state.ResumeTiming();
+    const auto start = std::chrono::steady_clock::now();
+    if (!w.create(session)) state.SkipWithError("create failed");
+    latencies.add(std::chrono::steady_clock::now() - start);
+    made.push_back(session);
+  }
+  latencies.report(state);
+  for (const auto& s : made) w.destroy(s);
+}
+BENCHMARK(BM_CreateToReady)->Iterations(100)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+void BM_FiftyConcurrentCreates(benchmark::State& state) {
+  World& w = world();
+  for (auto _ : state) {
+    state.PauseTiming();
+    std::vector<std::string> sessions;
+    for (int i = 0; i < 50; ++i) sessions.push_back(w.new_session());
+    state.ResumeTiming();
+    std::atomic<int> ready{0};
+    std::vector<std::thread> threads;
+    const auto start = std::chrono::steady_clock::now();
+    for (const auto& s : sessions) threads.emplace_back([&, s] { ready += w.create(s); });
+    for (auto& t : threads) t.join();
+    state.counters["all_ready_ms"] =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    state.counters["ready"] = ready.load();
+    state.PauseTiming();
+    for (const auto& s : sessions) w.destroy(s);
+    state.ResumeTiming();
+  }
+}
+BENCHMARK(BM_FiftyConcurrentCreates)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+void BM_KeystrokeEcho(benchmark::State& state) {
+  World& w = world();
+  const std::string session = w.new_session();
+  w.create(session);
+  testing::TerminalClient t(w.environment, session);
+  t.send("stty -echo; cat\n");  // cat echoes each line back: one round trip per keystroke line
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  bench::Latencies latencies;
+  int i = 0;
+  for (auto _ : state) {
+    const std::string token = "k" + std::to_string(++i) + "\n";
+    const size_t mark = t.output_size();
+    const auto start = std::chrono::steady_clock::now();
+    t.send(token);
+    if (!t.wait_for("k" + std::to_string(i) + "\r\n", std::chrono::seconds(2), mark)) state.SkipWithError("no echo");
+    latencies.add(std::chrono::steady_clock::now() - start);
+  }
+  latencies.report(state);
+  w.destroy(session);
+}
+BENCHMARK(BM_KeystrokeEcho)->Iterations(3000)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+void BM_OutputThroughput(benchmark::State& state) {
+  World& w = world();
+  const std::string session = w.new_session();
+  w.create(session);
+  testing::TerminalClient t(w.environment, session);
+  t.send("echo ready-$((1+1))\n");
+  t.wait_for("ready-2", std::chrono::seconds(5));
+  for (auto _ : state) {
+    const size_t before = t.output_size();
+    const auto start = std::chrono::steady_clock::now();
+    t.send("head -c 100M /dev/zero | base64 -w 0; echo; echo done-$((3+4))\n");
+    if (!t.wait_for("done-7", std::chrono::seconds(60), before)) state.SkipWithError("no end");
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double bytes = static_cast<double>(t.output_size() - before);
+    state.counters["MB_per_s"] = bytes / secs / 1e6;
+    state.counters["MB"] = bytes / 1e6;
+  }
+  w.destroy(session);
+}
+BENCHMARK(BM_OutputThroughput)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// 200 sandboxes at once, each with a shell that answers; memory per idle one.
+void BM_TwoHundredLiveSandboxes(benchmark::State& state) {
+  World& w = world();
+  for (auto _ : state) {
+    std::vector<std::string> sessions;
+    for (int i = 0; i < 200; ++i) sessions.push_back(w.new_session());
+    std::atomic<int> ready{0};
+    std::vector<std::thread> threads;
+    for (int k = 0; k < 10; ++k) {
+      threads.emplace_back([&, k] {
+        for (size_t i = k; i < sessions.size(); i += 10) ready += w.create(sessions[i]);
+      });
+    }
+    for (auto& t : threads) t.join();
+    state.counters["ready"] = ready.load();
+    int answered = 0;
+    for (size_t i = 0; i < sessions.size(); i += 20) {
+      testing::TerminalClient t(w.environment, sessions[i]);
+      t.send("echo up-$((5*5))\n");
+      answered += t.wait_for("up-25", std::chrono::seconds(5)).has_value();
+    }
+    state.counters["sampled_answering"] = answered;
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    // Charged to the sandboxes' cgroups (shell, bwrap, home) plus the keepers' resident memory.
+    double cgroup_bytes = 0;
+    for (const auto& id : sandbox::cgroup::list(w.platform.cgroup_parent()))
+      cgroup_bytes += static_cast<double>(sandbox::cgroup::memory_usage(w.platform.cgroup_parent(), id));
+    double keeper_rss = 0;
+    const auto ps = testing::run_shell("ps -C examiso-sandbox -o rss= | awk '{s+=$1} END {print s*1024}'");
+    keeper_rss = std::atof(ps.out.c_str());
+    state.counters["MiB_per_idle_sandbox"] = (cgroup_bytes + keeper_rss) / 200 / (1 << 20);
+    for (const auto& s : sessions) w.destroy(s);
+  }
+}
+BENCHMARK(BM_TwoHundredLiveSandboxes)->Iterations(1)->UseRealTime()->Unit(benchmark::kSecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
