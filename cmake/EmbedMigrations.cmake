@@ -1,4 +1,5 @@
-# Run with -P: writes OUT, a C++ file returning the SQL files FILES.
+# Run with -P: writes OUT, a C++ file returning the SQL files FILES ("|"-separated).
+string(REPLACE "|" ";" FILES "${FILES}")
 set(body "// Generated from ${NAME}'s migrations/*.sql; do not edit.\n#include \"common/migrate.h\"\n\nnamespace examiso {\n\nstd::vector<Migration> ${NAME}_migrations() {\n  return {\n")
 foreach(f ${FILES})
   get_filename_component(version ${f} NAME)

@@ -33,6 +33,10 @@ constexpr std::array kKeys{
     ConfigKey{"lifecycle.listen", "127.0.0.1:50052", "where the lifecycle service listens"},
     ConfigKey{"lifecycle.address", "127.0.0.1:50052", "where clients reach the lifecycle service"},
     ConfigKey{"lifecycle.exam_catalog", "config/exams.yaml", "the exam catalog (relative to the working directory)"},
+    ConfigKey{"lifecycle.provisioner_workers", "8",
+              "sessions provisioned at once by this replica (0: this replica does not provision)"},
+    ConfigKey{"lifecycle.provision_lease_seconds", "10",
+              "a claimed session is left alone by other replicas this long (then taken up again)"},
     ConfigKey{"lifecycle.watch_heartbeat_ms", "2000",
               "WatchSession repeats the status (with fresh remaining_seconds) at least this often"},
     ConfigKey{"environment.listen", "127.0.0.1:50053", "where the environment service listens"},
@@ -54,6 +58,10 @@ constexpr std::array kKeys{
     ConfigKey{"access.address", "127.0.0.1:50054", "where clients reach the access service"},
     ConfigKey{"cleanup.listen", "127.0.0.1:50055", "where the cleanup service listens"},
     ConfigKey{"cleanup.address", "127.0.0.1:50055", "where clients reach the cleanup service"},
+    ConfigKey{"cleanup.sweep_interval_ms", "1000",
+              "the longest pause between sweeps (sooner when a running session's deadline comes first)"},
+    ConfigKey{"cleanup.abandon_after_seconds", "900", "a session left ready this long without starting is terminated"},
+    ConfigKey{"cleanup.workers", "8", "sessions cleaned at once during a sweep"},
     ConfigKey{"gateway.listen", "127.0.0.1:3000", "where the gateway serves HTTP and WebSocket"},
 };
 

@@ -14,11 +14,22 @@ std::string joined(const std::vector<std::string>& names) {
 
 }  // namespace
 
+void check_identity_present(std::initializer_list<IdentityField> fields) {
+  std::vector<std::string> missing;
+  for (const auto& f : fields)
+    if (f.value.empty() && f.required) missing.emplace_back(f.name);
+  if (!missing.empty())
+    throw Error("INVALID_IDENTITY",
+                std::string("Missing required identity component") + (missing.size() > 1 ? "s: " : ": ") +
+                    joined(missing),
+                Json{{"missing_fields", missing}});
+}
+
 std::vector<std::string> check_identity(std::initializer_list<IdentityField> fields) {
-  std::vector<std::string> missing, invalid, values;
+  check_identity_present(fields);
+  std::vector<std::string> invalid, values;
   for (const auto& f : fields) {
     if (f.value.empty()) {
-      if (f.required) missing.emplace_back(f.name);
       values.emplace_back();
     } else if (auto canonical = canonical_uuid(f.value)) {
       values.push_back(*canonical);
@@ -27,11 +38,6 @@ std::vector<std::string> check_identity(std::initializer_list<IdentityField> fie
       values.emplace_back();
     }
   }
-  if (!missing.empty())
-    throw Error("INVALID_IDENTITY",
-                std::string("Missing required identity component") + (missing.size() > 1 ? "s: " : ": ") +
-                    joined(missing),
-                Json{{"missing_fields", missing}});
   if (!invalid.empty())
     throw Error("INVALID_IDENTITY",
                 std::string("Malformed identity component") + (invalid.size() > 1 ? "s: " : ": ") + joined(invalid) +

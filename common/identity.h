@@ -20,6 +20,9 @@ struct IdentityField {
 // (details.missing_fields), else every malformed one (details.invalid_fields).
 std::vector<std::string> check_identity(std::initializer_list<IdentityField> fields);
 
+// Only the presence part of check_identity: every missing field, in order.
+void check_identity_present(std::initializer_list<IdentityField> fields);
+
 // check_identity for one required field.
 std::string require_uuid(std::string_view name, std::string_view value);
 

@@ -45,6 +45,10 @@ std::string environment_status_name(v1::EnvironmentStatus s) {
   return lower_without(v1::EnvironmentStatus_Name(s), "ENVIRONMENT_STATUS_");
 }
 
+std::string access_type_name(v1::AccessType t) {
+  return t == v1::ACCESS_TYPE_UNSPECIFIED ? "" : lower_without(v1::AccessType_Name(t), "ACCESS_TYPE_");
+}
+
 std::optional<v1::SessionState> parse_state_name(std::string_view name) {
   return parse_with<v1::SessionState>(v1::SessionState_Parse, "SESSION_STATE_", name);
 }

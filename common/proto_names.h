@@ -20,6 +20,7 @@ std::string state_name(v1::SessionState s);
 std::string termination_reason_name(v1::TerminationReason r);  // "" when unspecified
 std::string failure_class_name(v1::FailureClass f);            // "" when unspecified
 std::string environment_status_name(v1::EnvironmentStatus s);
+std::string access_type_name(v1::AccessType t);  // "" when unspecified
 
 std::optional<v1::SessionState> parse_state_name(std::string_view name);
 std::optional<v1::TerminationReason> parse_termination_reason_name(std::string_view name);

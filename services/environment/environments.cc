@@ -120,7 +120,8 @@ std::unique_ptr<Terminal> Environments::attach(const std::string& session_id_in,
   return driver_.attach(r->environment_id, cols, rows);
 }
 
-void Environments::reconcile(bool starting) {
+ReconcileReport Environments::reconcile(bool starting) {
+  ReconcileReport report;
   // Sandboxes first: a record is always written before its sandbox exists, so
   // a sandbox seen here without a live record below is an orphan.
   const auto sandboxes = driver_.list();
@@ -141,6 +142,7 @@ void Environments::reconcile(bool starting) {
     } else if (r.status == Status::running && !driver_.alive(r.environment_id)) {
       driver_.destroy(r.environment_id);
       store_.set_status(r.environment_id, Status::error, "sandbox vanished");
+      report.lost_sessions.push_back(r.session_id);
       log::warn("environment_reconciled",
                 {{"environment_id", r.environment_id}, {"session_id", r.session_id}, {"action", "marked_lost"}});
     }
@@ -148,8 +150,10 @@ void Environments::reconcile(bool starting) {
   for (const auto& id : sandboxes) {
     if (known.count(id)) continue;
     driver_.destroy(id);
+    report.destroyed_orphans.push_back(id);
     log::warn("environment_reconciled", {{"environment_id", id}, {"action", "destroyed_orphan"}});
   }
+  return report;
 }
 
 }  // namespace examiso::environment

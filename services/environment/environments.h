@@ -32,6 +32,11 @@ struct EnvironmentOptions {
   int64_t uid_count = 50000;
 };
 
+struct ReconcileReport {
+  std::vector<std::string> destroyed_orphans;  // environment ids
+  std::vector<std::string> lost_sessions;      // session ids whose sandbox vanished
+};
+
 struct DestroyResult {
   EnvironmentRecord record;
   bool already_destroyed = false;
@@ -54,7 +59,7 @@ class Environments final {
   // Destroys sandboxes without a live record and marks records whose sandbox
   // vanished as `error`. At start-up (`starting`) records left `creating` or
   // `terminating` by a crash are finished too.
-  void reconcile(bool starting);
+  ReconcileReport reconcile(bool starting);
 
   bool ready(const EnvironmentRecord& record) { return record.status == Status::running && driver_.alive(record.environment_id); }
 

@@ -57,6 +57,7 @@ int main(int argc, char** argv) {
         if (std::chrono::steady_clock::now() < next) continue;
         next = std::chrono::steady_clock::now() + every;
         try {
+          std::lock_guard lock(service.reconcile_mutex());
           environments.reconcile(false);
         } catch (const std::exception& e) {
           log::warn("reconcile_failed", {{"message", e.what()}});

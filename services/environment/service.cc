@@ -111,3 +111,17 @@ grpc::Status EnvironmentService::Attach(grpc::ServerContext* context,
 }
 
 }  // namespace examiso::environment
+
+namespace examiso::environment {
+
+grpc::Status EnvironmentService::ReconcileEnvironments(grpc::ServerContext*, const v1::ReconcileEnvironmentsRequest*,
+                                                       v1::ReconcileEnvironmentsResponse* response) {
+  return handle_rpc([&] {
+    std::lock_guard lock(reconcile_mutex_);
+    const ReconcileReport r = environments_.reconcile(false);
+    for (const auto& id : r.destroyed_orphans) response->add_destroyed_orphan_ids(id);
+    for (const auto& id : r.lost_sessions) response->add_lost_session_ids(id);
+  });
+}
+
+}  // namespace examiso::environment

@@ -1,4 +1,6 @@
 #pragma once
+#include <mutex>
+
 #include "examiso/v1/environment.grpc.pb.h"
 #include "services/environment/environments.h"
 
@@ -9,6 +11,8 @@ namespace examiso::environment {
 class EnvironmentService final : public v1::EnvironmentService::Service {
  public:
   explicit EnvironmentService(Environments& environments) : environments_(environments) {}
+  // Reconciling runs here and on a timer; one at a time.
+  std::mutex& reconcile_mutex() { return reconcile_mutex_; }
 
   grpc::Status CreateEnvironment(grpc::ServerContext*, const v1::CreateEnvironmentRequest* request,
                                  v1::Environment* response) override;
@@ -20,11 +24,14 @@ class EnvironmentService final : public v1::EnvironmentService::Service {
                                 v1::ListEnvironmentsResponse* response) override;
   grpc::Status Attach(grpc::ServerContext* context,
                       grpc::ServerReaderWriter<v1::AttachResponse, v1::AttachRequest>* stream) override;
+  grpc::Status ReconcileEnvironments(grpc::ServerContext*, const v1::ReconcileEnvironmentsRequest*,
+                                     v1::ReconcileEnvironmentsResponse* response) override;
 
  private:
   void fill(v1::Environment* out, const EnvironmentRecord& r);
 
   Environments& environments_;
+  std::mutex reconcile_mutex_;
 };
 
 }  // namespace examiso::environment

@@ -54,6 +54,8 @@ void fill(v1::Session* out, const Session& s, TimePoint now) {
   set_time(out->mutable_updated_at(), s.updated_at);
   out->set_remaining_seconds(remaining_seconds(s, now));
   out->set_version(s.version);
+  set_time(out->mutable_provisioning_deadline(),
+           s.created_at + std::chrono::seconds(s.provisioning_timeout_seconds));
 }
 
 void fill(v1::SessionStatus* out, const Session& s, TimePoint now) {
@@ -118,7 +120,7 @@ grpc::Status LifecycleService::Transition(grpc::ServerContext*, const v1::Transi
     t.failure_class = checked_enum<FailureClass>(request->failure_class(), 4, "failure_class");
     t.actor = request->actor();
     if (request->expected_from() != v1::SESSION_STATE_UNSPECIFIED)
-      t.expected_from = required_state(request->expected_from(), "expected_from");
+      t.expected_from = {required_state(request->expected_from(), "expected_from")};
     const TransitionResult r = store_.transition(t);
     response->set_session_id(r.session.session_id);
     response->set_previous_state(proto_enum(r.previous_state));
@@ -142,6 +144,7 @@ grpc::Status LifecycleService::ListSessions(grpc::ServerContext*, const v1::List
     if (request->has_deadline_before()) f.deadline_before = from_proto(request->deadline_before());
     if (request->has_state_entered_before()) f.state_entered_before = from_proto(request->state_entered_before());
     f.limit = request->limit() == 0 ? 100 : request->limit();
+    f.soonest_deadline_first = request->soonest_deadline_first();
     const TimePoint now = clock_.now();
     for (const Session& s : store_.list(f)) fill(response->add_sessions(), s, now);
   });

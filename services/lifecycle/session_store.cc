@@ -140,9 +140,10 @@ TransitionResult SessionStore::transition(const TransitionRequest& request) {
   }
 
   std::vector<State> sources = sources_of(request.to);
-  if (request.expected_from) {
-    const bool allowed = std::find(sources.begin(), sources.end(), *request.expected_from) != sources.end();
-    sources = allowed ? std::vector<State>{*request.expected_from} : std::vector<State>{};
+  if (!request.expected_from.empty()) {
+    std::erase_if(sources, [&](State s) {
+      return std::find(request.expected_from.begin(), request.expected_from.end(), s) == request.expected_from.end();
+    });
   }
   auto conn = pool_.acquire();
   // previous_state = state in SET sees the row as it is when this update wins
@@ -208,8 +209,8 @@ std::vector<Session> SessionStore::list(const SessionFilter& filter) {
           " FROM sessions WHERE ($1::uuid IS NULL OR user_id = $1::uuid)"
           " AND ($2::text[] IS NULL OR state = ANY($2::text[]))"
           " AND ($3::timestamptz IS NULL OR deadline <= $3::timestamptz)"
-          " AND ($4::timestamptz IS NULL OR updated_at <= $4::timestamptz)"
-          " ORDER BY created_at DESC LIMIT $5",
+          " AND ($4::timestamptz IS NULL OR updated_at <= $4::timestamptz)" +
+          (filter.soonest_deadline_first ? " ORDER BY deadline ASC LIMIT $5" : " ORDER BY created_at DESC LIMIT $5"),
       {user, filter.states.empty() ? std::optional<std::string>() : state_array(filter.states),
        sql_time(filter.deadline_before), sql_time(filter.state_entered_before), filter.limit});
   std::vector<Session> out;

@@ -55,7 +55,7 @@ struct TransitionRequest {
   TerminationReason termination_reason = TerminationReason::none;  // terminated: default admin
   FailureClass failure_class = FailureClass::none;                 // failed: default infra
   std::string actor;
-  std::optional<State> expected_from;  // only from this state
+  std::vector<State> expected_from;  // when not empty: only from these states
 };
 
 struct TransitionResult {
@@ -79,6 +79,7 @@ struct SessionFilter {
   std::optional<TimePoint> deadline_before;
   std::optional<TimePoint> state_entered_before;
   int limit = 100;
+  bool soonest_deadline_first = false;  // else newest first
 };
 
 class SessionStore final {

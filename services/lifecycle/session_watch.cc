@@ -43,14 +43,24 @@ void SessionWatchHub::Subscription::wake() {
   cv_.notify_all();
 }
 
+void SessionWatchHub::wait_any(uint64_t& seen, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  any_change_.wait_for(lock, timeout, [&] { return changes_ != seen; });
+  seen = changes_;
+}
+
 void SessionWatchHub::dispatch(const std::string& session_id) {
   std::lock_guard lock(mutex_);
+  ++changes_;
+  any_change_.notify_all();
   if (auto it = subscribers_.find(session_id); it != subscribers_.end())
     for (Subscription* s : it->second) s->wake();
 }
 
 void SessionWatchHub::wake_all() {
   std::lock_guard lock(mutex_);
+  ++changes_;
+  any_change_.notify_all();
   for (auto& [id, subs] : subscribers_)
     for (Subscription* s : subs) s->wake();
 }

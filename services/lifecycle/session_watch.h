@@ -39,6 +39,10 @@ class SessionWatchHub final {
   ~SessionWatchHub();
 
   std::unique_ptr<Subscription> subscribe(const std::string& session_id);
+
+  // Waits until any session changed after `seen` (a count this updates), or
+  // `timeout` passes.
+  void wait_any(uint64_t& seen, std::chrono::milliseconds timeout);
   bool listening() const { return listening_; }
 
  private:
@@ -49,6 +53,8 @@ class SessionWatchHub final {
   std::string url_;
   std::mutex mutex_;
   std::map<std::string, std::set<Subscription*>> subscribers_;
+  uint64_t changes_ = 0;
+  std::condition_variable any_change_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> listening_{false};
   std::thread thread_;

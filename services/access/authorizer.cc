@@ -1,0 +1,81 @@
+#include "services/access/authorizer.h"
+
+#include "common/errors.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/uuid.h"
+
+namespace examiso::access {
+namespace {
+
+constexpr std::string_view kTypes[] = {"terminal", "status", "details", "control"};
+// Looked up in place of a malformed id, so that every path does the same work.
+const std::string kNobody = "00000000-0000-0000-0000-000000000000";
+
+// What the log keeps of a requested value: bounded, valid UTF-8, no NULs.
+std::string loggable(std::string_view v) {
+  std::string s(v.substr(0, 100));
+  for (char& c : s)
+    if (c == '\0') c = '?';
+  return is_valid_utf8(s) ? s : "(not UTF-8)";
+}
+
+}  // namespace
+
+std::string_view name(AccessType t) { return kTypes[static_cast<size_t>(t)]; }
+
+Decision Authorizer::authorize(const AccessRequest& request) {
+  const auto session_id = canonical_uuid(request.session_id);
+  const auto user_id = canonical_uuid(request.user_id);
+  const auto facts = sessions_.find(session_id.value_or(kNobody));
+
+  Decision d;
+  if (!session_id) {
+    d.denial_reason = "malformed_session_id";
+  } else if (!user_id) {
+    d.denial_reason = "malformed_user_id";
+  } else if (!facts) {
+    d.denial_reason = "session_not_found";
+  } else if (facts->user_id != *user_id) {
+    d.denial_reason = "not_owner";
+  } else if (request.type == AccessType::terminal && facts->state != "ready" && facts->state != "running") {
+    d.denial_reason = "state_" + facts->state;
+  } else {
+    d.granted = true;
+    d.session_id = *session_id;
+    d.user_id = *user_id;
+    d.state = facts->state;
+  }
+
+  static const std::string sql =
+      "INSERT INTO access_log (at, session_id, user_id, access_type, granted, denial_reason, client_ip)"
+      " VALUES ($1, $2, $3, $4, $5, $6, $7)";
+  auto conn = pool_.acquire();
+  conn->exec_prepared(sql, {sql_time(clock_.now()), loggable(request.session_id), loggable(request.user_id),
+                            name(request.type), d.granted,
+                            d.denial_reason.empty() ? std::nullopt : std::optional(d.denial_reason),
+                            loggable(request.client_ip)});
+  if (!d.granted)
+    log::info("access_denied", {{"session_id", loggable(request.session_id)},
+                                {"user_id", loggable(request.user_id)},
+                                {"access_type", name(request.type)},
+                                {"reason", d.denial_reason}});
+  return d;
+}
+
+std::vector<LogEntry> Authorizer::log(const std::string& session_id, int limit) {
+  if (limit < 1 || limit > 10000)
+    throw Error("INVALID_ARGUMENT", "limit must be between 1 and 10000", Json{{"field", "limit"}});
+  auto conn = pool_.acquire();
+  const PgResult r = conn->exec(
+      "SELECT session_id, user_id, access_type, granted, coalesce(denial_reason, ''), client_ip,"
+      " (EXTRACT(EPOCH FROM at) * 1000000)::bigint FROM access_log"
+      " WHERE ($1::text IS NULL OR session_id = $1) ORDER BY id DESC LIMIT $2",
+      {session_id.empty() ? std::nullopt : std::optional(loggable(session_id)), limit});
+  std::vector<LogEntry> out;
+  for (int i = 0; i < r.rows(); ++i)
+    out.push_back({r.str(i, 0), r.str(i, 1), r.str(i, 2), r.str(i, 4), r.str(i, 5), r.boolean(i, 3), *r.time(i, 6)});
+  return out;
+}
+
+}  // namespace examiso::access

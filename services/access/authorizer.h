@@ -1,0 +1,75 @@
+#pragma once
+// Who may reach a session: its owner, in a state that allows the access.
+// Every decision is logged; every denial looks the same to the caller and
+// costs the same work (one session lookup, one log row), whatever its cause.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/db.h"
+#include "common/migrate.h"
+
+namespace examiso {
+
+// The access service's schema: migrations/*.sql, embedded at build time.
+std::vector<Migration> access_migrations();
+
+namespace access {
+
+enum class AccessType { terminal, status, details, control };
+std::string_view name(AccessType t);
+
+struct SessionFacts {
+  std::string user_id;
+  std::string state;  // lifecycle state name
+};
+
+// The lifecycle service, as the authorizer needs it.
+class SessionLookup {
+ public:
+  virtual ~SessionLookup() = default;
+  // nullopt when there is no such session; throws BACKEND_UNAVAILABLE.
+  virtual std::optional<SessionFacts> find(const std::string& session_id) = 0;
+};
+
+struct AccessRequest {
+  std::string session_id;
+  std::string user_id;
+  AccessType type = AccessType::terminal;
+  std::string client_ip;
+};
+
+struct Decision {
+  bool granted = false;
+  std::string denial_reason;  // for the log only
+  std::string session_id;     // canonical, when granted
+  std::string user_id;
+  std::string state;
+};
+
+struct LogEntry {
+  std::string session_id, user_id, access_type, denial_reason, client_ip;
+  bool granted = false;
+  TimePoint at;
+};
+
+class Authorizer final {
+ public:
+  Authorizer(PgPool& pool, SessionLookup& sessions, const Clock& clock)
+      : pool_(pool), sessions_(sessions), clock_(clock) {}
+
+  // The decision, logged. Throws BACKEND_UNAVAILABLE when it cannot look the
+  // session up or write the log (failing closed).
+  Decision authorize(const AccessRequest& request);
+
+  std::vector<LogEntry> log(const std::string& session_id, int limit);
+
+ private:
+  PgPool& pool_;
+  SessionLookup& sessions_;
+  const Clock& clock_;
+};
+
+}  // namespace access
+}  // namespace examiso
