@@ -38,9 +38,9 @@ int64_t PgResult::affected() const {
 }
 
 PgConnection::PgConnection(const std::string& url, int connect_timeout_seconds, int statement_timeout_ms,
-                           const std::string& application_name) {
+                           const std::string& application_name, const std::string& settings) {
   const std::string timeout = std::to_string(connect_timeout_seconds);
-  const std::string options = "-c statement_timeout=" + std::to_string(statement_timeout_ms);
+  const std::string options = "-c statement_timeout=" + std::to_string(statement_timeout_ms) + " " + settings;
   // Later keys override what the URL says; keepalives notice a vanished server.
   const char* keys[] = {"dbname", "connect_timeout", "options", "application_name", "keepalives",
                         "keepalives_idle", "keepalives_interval", "keepalives_count", nullptr};
@@ -150,7 +150,8 @@ PgPool::Lease PgPool::acquire() {
       lock.unlock();
       try {
         auto conn = std::make_unique<PgConnection>(options_.url, options_.connect_timeout_seconds,
-                                                   options_.statement_timeout_ms, options_.application_name);
+                                                   options_.statement_timeout_ms, options_.application_name,
+                                                   options_.settings);
         return Lease(*this, std::move(conn));
       } catch (...) {
         lock.lock();

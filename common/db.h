@@ -87,8 +87,9 @@ class PgResult final {
 
 class PgConnection final {
  public:
+  // `settings`: more server settings for this connection, e.g. "-c synchronous_commit=off".
   PgConnection(const std::string& url, int connect_timeout_seconds, int statement_timeout_ms,
-               const std::string& application_name);
+               const std::string& application_name, const std::string& settings = "");
   ~PgConnection();
   PgConnection(const PgConnection&) = delete;
   PgConnection& operator=(const PgConnection&) = delete;
@@ -141,6 +142,7 @@ struct PgPoolOptions {
   int size = 8;
   int connect_timeout_seconds = 2;
   int statement_timeout_ms = 5000;
+  std::string settings;  // see PgConnection
   std::string application_name = "examiso";
   std::chrono::milliseconds acquire_timeout{2000};
 };

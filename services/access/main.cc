@@ -6,7 +6,12 @@ int main(int argc, char** argv) {
   using namespace examiso;
   return daemon_main(argc, argv, "access", [](const Config& config) {
     SystemClock clock;
-    PgPool pool(pool_options(config, "examiso-access"));
+    PgPoolOptions options = pool_options(config, "examiso-access");
+    // The access log is written on every request's path: commit without
+    // waiting for the disk (a crash may lose the last fraction of a second of
+    // log, never corrupt it).
+    options.settings = "-c synchronous_commit=off";
+    PgPool pool(options);
     if (!migrate_when_ready(pool, "access", access_migrations())) return;
     access::GrpcSessionLookup sessions(config.str("lifecycle.address"),
                                        std::chrono::milliseconds(config.integer("grpc.call_timeout_ms")));
