@@ -4,6 +4,7 @@
 
 #include "bench/latency.h"
 #include "examiso/v1/identity.grpc.pb.h"
+#include "tests/support/postgres.h"
 #include "tests/support/process.h"
 
 namespace {
@@ -14,7 +15,8 @@ void BM_ValidateIdentityRpc(benchmark::State& state) {
   const std::string address = "127.0.0.1:" + std::to_string(testing::free_port());
   testing::Daemon daemon({"examiso-identity"}, {{"EXAMISO_IDENTITY_LISTEN", address},
                                                 {"EXAMISO_IDENTITY_HS256_SECRET", "benchmark-secret-benchmark-secret"},
-                                                {"EXAMISO_LOG_LEVEL", "warn"}});
+                                                {"EXAMISO_LOG_LEVEL", "warn"},
+                                                {"DATABASE_URL", testing::shared_postgres().create_database()}});
   if (!testing::wait_serving(address)) {
     state.SkipWithError("identity service did not start");
     return;

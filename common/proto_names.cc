@@ -69,4 +69,24 @@ Json time_json(bool set, const google::protobuf::Timestamp& t) {
   return set ? Json(iso8601(from_proto(t))) : Json();
 }
 
+Json status_json(const v1::SessionStatus& s) {
+  Json out{{"session_id", s.session_id()},
+           {"lifecycle_state", state_name(s.lifecycle_state())},
+           {"display_state", s.display_state()},
+           {"message", s.message()},
+           {"progress",
+            {{"current_step", s.progress().current_step()},
+             {"total_steps", s.progress().total_steps()},
+             {"step_description", s.progress().step_description()}}},
+           {"environment_ready", s.environment_ready()},
+           {"remaining_seconds", s.remaining_seconds()},
+           {"updated_at", time_json(s.has_updated_at(), s.updated_at())}};
+  if (s.display_state() == "error") {
+    out["error_reason"] = s.error_reason();
+    out["recoverable"] = s.recoverable();
+  }
+  if (s.termination_reason()) out["termination_reason"] = termination_reason_name(s.termination_reason());
+  return out;
+}
+
 }  // namespace examiso

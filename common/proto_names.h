@@ -9,6 +9,7 @@
 #include "examiso/v1/access.pb.h"
 #include "examiso/v1/common.pb.h"
 #include "examiso/v1/environment.pb.h"
+#include "examiso/v1/lifecycle.pb.h"
 
 namespace google::protobuf {
 class Timestamp;
@@ -29,5 +30,9 @@ std::optional<v1::AccessType> parse_access_type_name(std::string_view name);
 
 // ISO-8601 for a set timestamp, null for an unset one.
 Json time_json(bool set, const google::protobuf::Timestamp& t);
+
+// The status a candidate sees (no technical message): the gateway's REST and
+// WebSocket answers; `session-status` shows it too.
+Json status_json(const v1::SessionStatus& s);
 
 }  // namespace examiso

@@ -43,4 +43,18 @@ grpc::Status IdentityService::IssueToken(grpc::ServerContext*, const v1::IssueTo
   });
 }
 
+grpc::Status IdentityService::IssueTerminalTicket(grpc::ServerContext*, const v1::IssueTerminalTicketRequest* request,
+                                                  v1::IssueTerminalTicketResponse* response) {
+  return handle_rpc([&] {
+    const Ticket t = tickets_.issue(request->user_id(), request->session_id());
+    response->set_ticket(t.ticket);
+    *response->mutable_expires_at() = to_proto(t.expires_at);
+  });
+}
+
+grpc::Status IdentityService::RedeemTerminalTicket(grpc::ServerContext*, const v1::RedeemTerminalTicketRequest* request,
+                                                   v1::RedeemTerminalTicketResponse* response) {
+  return handle_rpc([&] { response->set_user_id(tickets_.redeem(request->ticket(), request->session_id())); });
+}
+
 }  // namespace examiso::identity

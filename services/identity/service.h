@@ -1,5 +1,6 @@
 #pragma once
 #include "examiso/v1/identity.grpc.pb.h"
+#include "services/identity/tickets.h"
 #include "services/identity/token.h"
 
 namespace examiso::identity {
@@ -7,7 +8,8 @@ namespace examiso::identity {
 // Adapts the identity RPCs to identity checks and tokens; nothing more.
 class IdentityService final : public v1::IdentityService::Service {
  public:
-  IdentityService(const TokenVerifier& verifier, const TokenIssuer& issuer) : verifier_(verifier), issuer_(issuer) {}
+  IdentityService(const TokenVerifier& verifier, const TokenIssuer& issuer, TicketStore& tickets)
+      : verifier_(verifier), issuer_(issuer), tickets_(tickets) {}
 
   grpc::Status ValidateIdentity(grpc::ServerContext*, const v1::ValidateIdentityRequest* request,
                                 v1::ValidateIdentityResponse* response) override;
@@ -15,10 +17,15 @@ class IdentityService final : public v1::IdentityService::Service {
                            v1::VerifyTokenResponse* response) override;
   grpc::Status IssueToken(grpc::ServerContext*, const v1::IssueTokenRequest* request,
                           v1::IssueTokenResponse* response) override;
+  grpc::Status IssueTerminalTicket(grpc::ServerContext*, const v1::IssueTerminalTicketRequest* request,
+                                   v1::IssueTerminalTicketResponse* response) override;
+  grpc::Status RedeemTerminalTicket(grpc::ServerContext*, const v1::RedeemTerminalTicketRequest* request,
+                                    v1::RedeemTerminalTicketResponse* response) override;
 
  private:
   const TokenVerifier& verifier_;
   const TokenIssuer& issuer_;
+  TicketStore& tickets_;
 };
 
 }  // namespace examiso::identity

@@ -31,9 +31,6 @@ Enum checked_enum(Proto value, int max, const char* field) {
   return static_cast<Enum>(value);
 }
 
-void set_time(google::protobuf::Timestamp* out, const std::optional<TimePoint>& t) {
-  if (t) *out = to_proto(*t);
-}
 
 void fill(v1::Session* out, const Session& s, TimePoint now) {
   out->set_session_id(s.session_id);
@@ -45,17 +42,16 @@ void fill(v1::Session* out, const Session& s, TimePoint now) {
   out->set_reason(s.reason);
   out->set_auto_provision(s.auto_provision);
   out->set_duration_seconds(s.duration_seconds);
-  set_time(out->mutable_created_at(), s.created_at);
-  set_time(out->mutable_initializing_at(), s.initializing_at);
-  set_time(out->mutable_ready_at(), s.ready_at);
-  set_time(out->mutable_started_at(), s.started_at);
-  set_time(out->mutable_terminated_at(), s.terminated_at);
-  set_time(out->mutable_deadline(), s.deadline);
-  set_time(out->mutable_updated_at(), s.updated_at);
+  *out->mutable_created_at() = to_proto(s.created_at);
+  if (s.initializing_at) *out->mutable_initializing_at() = to_proto(*s.initializing_at);
+  if (s.ready_at) *out->mutable_ready_at() = to_proto(*s.ready_at);
+  if (s.started_at) *out->mutable_started_at() = to_proto(*s.started_at);
+  if (s.terminated_at) *out->mutable_terminated_at() = to_proto(*s.terminated_at);
+  if (s.deadline) *out->mutable_deadline() = to_proto(*s.deadline);
+  *out->mutable_updated_at() = to_proto(s.updated_at);
   out->set_remaining_seconds(remaining_seconds(s, now));
   out->set_version(s.version);
-  set_time(out->mutable_provisioning_deadline(),
-           s.created_at + std::chrono::seconds(s.provisioning_timeout_seconds));
+  *out->mutable_provisioning_deadline() = to_proto(s.created_at + std::chrono::seconds(s.provisioning_timeout_seconds));
 }
 
 void fill(v1::SessionStatus* out, const Session& s, TimePoint now) {
@@ -70,12 +66,12 @@ void fill(v1::SessionStatus* out, const Session& s, TimePoint now) {
   out->mutable_progress()->set_step_description(d.step_description);
   out->set_environment_ready(d.environment_ready);
   out->set_remaining_seconds(d.remaining_seconds);
-  set_time(out->mutable_updated_at(), s.updated_at);
+  *out->mutable_updated_at() = to_proto(s.updated_at);
   out->set_error_reason(d.error_reason);
   out->set_recoverable(d.recoverable);
   out->set_failure_class(proto_enum(s.failure_class));
   out->set_termination_reason(proto_enum(s.termination_reason));
-  set_time(out->mutable_deadline(), s.deadline);
+  if (s.deadline) *out->mutable_deadline() = to_proto(*s.deadline);
   out->set_version(s.version);
   out->set_technical_message(d.technical_message);
 }

@@ -7,23 +7,12 @@
 
 namespace {
 
-examiso::Json status_json(const examiso::v1::SessionStatus& s) {
-  using examiso::Json;
-  Json out{{"session_id", s.session_id()},
-           {"display_state", s.display_state()},
-           {"message", s.message()},
-           {"progress",
-            {{"current_step", s.progress().current_step()},
-             {"total_steps", s.progress().total_steps()},
-             {"step_description", s.progress().step_description()}}},
-           {"environment_ready", s.environment_ready()},
-           {"remaining_seconds", s.remaining_seconds()},
-           {"updated_at", examiso::time_json(s.has_updated_at(), s.updated_at())}};
-  if (s.display_state() == "error") {
-    out["error_reason"] = s.error_reason();
-    out["recoverable"] = s.recoverable();
-    out["technical_message"] = s.technical_message();
-  }
+// The candidate's view, plus the technical message an operator needs.
+examiso::Json operator_status(const examiso::v1::SessionStatus& s) {
+  examiso::Json out = examiso::status_json(s);
+  out.erase("lifecycle_state");
+  out.erase("termination_reason");
+  if (s.display_state() == "error") out["technical_message"] = s.technical_message();
   return out;
 }
 
@@ -38,7 +27,7 @@ int main(int argc, char** argv) {
     v1::LifecycleService::Stub stub(cmd.channel());
     v1::GetStatusRequest request;
     request.set_session_id(session_id);
-    return status_json(cmd.call(&v1::LifecycleService::Stub::GetStatus, stub, request));
+    return operator_status(cmd.call(&v1::LifecycleService::Stub::GetStatus, stub, request));
   });
   get->add_option("--session-id", session_id, "the exam session (UUID)");
 
@@ -51,7 +40,7 @@ int main(int argc, char** argv) {
     v1::SessionStatus status;
     Json last;
     while (reader->Read(&status)) {
-      last = status_json(status);
+      last = operator_status(status);
       std::cout << compact_json(last) << std::endl;
     }
     const grpc::Status end = reader->Finish();

@@ -8,6 +8,7 @@
 
 #include "common/config.h"
 #include "services/environment/local_driver.h"
+#include "tests/support/http_client.h"
 
 namespace examiso::testing {
 
@@ -18,6 +19,9 @@ Platform::Platform(std::string database_url, Env extra) : env_(std::move(extra))
     env_[Config::env_name(std::string(service) + ".listen")] = address;
     env_[Config::env_name(std::string(service) + ".address")] = address;
   }
+  addresses_["gateway"] = "127.0.0.1:" + std::to_string(free_port());
+  env_["EXAMISO_GATEWAY_LISTEN"] = addresses_["gateway"];
+  env_.emplace("EXAMISO_GATEWAY_STATIC_DIR", std::string(EXAMISO_SOURCE_DIR) + "/frontend/dist");
   env_["DATABASE_URL"] = std::move(database_url);
   env_.emplace("EXAMISO_IDENTITY_HS256_SECRET", "end-to-end-test-development-secret");
   env_.emplace("EXAMISO_LIFECYCLE_EXAM_CATALOG", std::string(EXAMISO_SOURCE_DIR) + "/tests/data/test_exams.yaml");
@@ -43,7 +47,9 @@ const std::string& Platform::start(const std::string& service, const Env& extra)
   Env env = env_;
   for (const auto& [k, v] : extra) env[k] = v;
   daemons_[service] = std::make_unique<Daemon>(std::vector<std::string>{"examiso-" + service}, env);
-  if (!wait_serving(addresses_.at(service), std::chrono::seconds(20)))
+  const bool up = service == "gateway" ? wait_http(addresses_.at(service), std::chrono::seconds(20))
+                                       : wait_serving(addresses_.at(service), std::chrono::seconds(20));
+  if (!up)
     throw std::runtime_error(service + " did not start:\n" + daemons_[service]->log());
   return addresses_.at(service);
 }
@@ -54,7 +60,9 @@ std::string Platform::start_replica(const std::string& service, const Env& extra
   const std::string address = "127.0.0.1:" + std::to_string(free_port());
   env[Config::env_name(service + ".listen")] = address;
   replicas_.push_back(std::make_unique<Daemon>(std::vector<std::string>{"examiso-" + service}, env));
-  if (!wait_serving(address, std::chrono::seconds(20)))
+  const bool up = service == "gateway" ? wait_http(address, std::chrono::seconds(20))
+                                       : wait_serving(address, std::chrono::seconds(20));
+  if (!up)
     throw std::runtime_error(service + " replica did not start:\n" + replicas_.back()->log());
   return address;
 }

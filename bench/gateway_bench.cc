@@ -1,0 +1,214 @@
+// The gateway against the whole real platform (durable PostgreSQL, real
+// sandboxes), with the issue's targets:
+//   POST /v1/sessions -> ready, 50 users at once: p99 < 250 ms
+//   GET /v1/sessions/{id}/status with wrk, 64 connections: >= 5,000 req/s, p99 < 20 ms
+//   terminal echo p99 and output throughput against a Node.js ws + node-pty
+//   bridge (bench/terminal/peer.js), side by side: lower p99, >= 1.5x throughput
+//   500 terminals open at once, echo p99 < 10 ms; memory per open terminal
+// Needs wrk (apt) and `npm ci` in bench/terminal (./scripts/dev bench does both).
+#include <barrier>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <regex>
+#include <thread>
+
+#include "bench/latency.h"
+#include "common/json.h"
+#include "tests/support/http_client.h"
+#include "tests/support/platform.h"
+#include "tests/support/postgres.h"
+
+namespace {
+
+using namespace examiso;
+using namespace std::chrono_literals;
+
+const std::string kExam = "a1b2c3d4-e5f6-7890-abcd-ef1234567890";
+const std::string kTerminalDir = std::string(EXAMISO_SOURCE_DIR) + "/bench/terminal";
+
+struct User {
+  std::string token, user_id, session;
+};
+
+double ms(std::chrono::nanoseconds d) { return d.count() / 1e6; }
+
+double percentile(std::vector<double> v, double q) {
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(q * v.size()))];
+}
+
+long rss_kb(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  return 0;
+}
+
+long mem_available_kb() {
+  std::ifstream in("/proc/meminfo");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("MemAvailable:", 0) == 0) return std::stol(line.substr(13));
+  return 0;
+}
+
+class Bench {
+ public:
+  Bench()
+      : cluster_(true),
+        platform_(cluster_.create_database(),
+                  {{"EXAMISO_LOG_LEVEL", "warn"},
+                   {"EXAMISO_GATEWAY_RATE_LIMIT_IP_PER_SECOND", "1000000"},
+                   {"EXAMISO_GATEWAY_RATE_LIMIT_IP_BURST", "1000000"},
+                   {"EXAMISO_GATEWAY_RATE_LIMIT_USER_PER_SECOND", "1000000"},
+                   {"EXAMISO_GATEWAY_RATE_LIMIT_USER_BURST", "1000000"},
+                   {"EXAMISO_LIFECYCLE_PROVISIONER_WORKERS", "8"}}) {
+    for (const char* s : {"identity", "lifecycle", "environment", "access", "cleanup", "gateway"}) platform_.start(s);
+    gw_ = platform_.address("gateway");
+  }
+
+  User new_user() {
+    const auto r = testing::http(gw_, "POST", "/v1/dev/token");
+    const Json data = Json::parse(r.body)["data"];
+    return {data["token"], data["user_id"], ""};
+  }
+
+  // Creates the session and waits on its status stream until it is ready.
+  double create_until_ready(User& u, const std::function<void()>& before = {}) {
+    if (before) before();
+    const auto start = std::chrono::steady_clock::now();
+    const auto r = testing::http_as(u.token, gw_, "POST", "/v1/sessions", Json{{"exam_id", kExam}}.dump());
+    if (r.status != 201) throw std::runtime_error("create: " + r.body);
+    u.session = Json::parse(r.body)["data"]["session_id"];
+    auto ws = testing::WsClient::connect(gw_, "/v1/sessions/" + u.session + "/status",
+                                         {{"Authorization", "Bearer " + u.token}});
+    while (auto m = ws->receive(30s)) {
+      if (Json::parse(*m)["data"]["lifecycle_state"] == "ready") return ms(std::chrono::steady_clock::now() - start);
+    }
+    throw std::runtime_error("never ready: " + u.session);
+  }
+
+  // `n` users, all at once; their create -> ready times.
+  std::vector<double> users_at_once(size_t n, std::vector<User>& users) {
+    std::vector<User> batch(n);
+    for (auto& u : batch) u = new_user();
+    std::vector<double> times(n);
+    std::barrier sync(static_cast<std::ptrdiff_t>(n));
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < n; ++i)
+      threads.emplace_back([&, i] { times[i] = create_until_ready(batch[i], [&] { sync.arrive_and_wait(); }); });
+    for (auto& t : threads) t.join();
+    users.insert(users.end(), batch.begin(), batch.end());
+    return times;
+  }
+
+  void create_ready() {
+    std::vector<User> users;
+    const auto times = users_at_once(50, users);
+    std::printf("POST /v1/sessions -> ready, 50 users at once: p50 %.1f ms, p99 %.1f ms, max %.1f ms (target p99 < 250)\n",
+                percentile(times, 0.5), percentile(times, 0.99), percentile(times, 1.0));
+    users_ = users;
+  }
+
+  void status_wrk() {
+    const User& u = users_.at(0);
+    const auto r = testing::run({"wrk", "-t2", "-c64", "-d15s", "--latency", "-H", "Authorization: Bearer " + u.token,
+                                 "http://" + gw_ + "/v1/sessions/" + u.session + "/status"},
+                                {}, 60s);
+    std::smatch rps, p99, non2xx;
+    std::regex_search(r.out, rps, std::regex(R"(Requests/sec:\s+([\d.]+))"));
+    std::regex_search(r.out, p99, std::regex(R"(99%\s+([\d.]+\w+))"));
+    const bool errors = std::regex_search(r.out, non2xx, std::regex(R"(Non-2xx or 3xx responses:\s+(\d+))"));
+    std::printf("GET status, wrk 64 connections 15 s: %s req/s, p99 %s%s (target >= 5000 req/s, p99 < 20 ms)\n",
+                rps.size() > 1 ? rps[1].str().c_str() : "?", p99.size() > 1 ? p99[1].str().c_str() : "?",
+                errors ? (", NON-2XX: " + non2xx[1].str()).c_str() : "");
+    if (rps.size() < 2) std::cout << r.out << r.err;
+  }
+
+  std::string targets_file(const std::vector<Json>& targets) {
+    const std::string path = dir_.path() + "/targets-" + std::to_string(++files_) + ".json";
+    std::ofstream(path) << Json(targets).dump();
+    return path;
+  }
+
+  Json terminal_target(const User& u) {
+    return Json{{"url", "ws://" + gw_ + "/v1/sessions/" + u.session + "/terminal"},
+                {"headers", {{"Authorization", "Bearer " + u.token}}}};
+  }
+
+  Json load(const std::vector<std::string>& args, const testing::Env& env = {}) {
+    std::vector<std::string> argv{"node", kTerminalDir + "/load.js"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    const auto r = testing::run(argv, env, 600s);
+    if (r.exit_code != 0) throw std::runtime_error("load.js: " + r.out + r.err);
+    return Json::parse(r.out);
+  }
+
+  void terminal_versus_peer() {
+    const int port = testing::free_port();
+    testing::Daemon peer({"node", kTerminalDir + "/peer.js", std::to_string(port)}, {});
+    std::this_thread::sleep_for(1s);
+    const std::string examiso = targets_file({terminal_target(users_.at(1))});
+    const std::string node = targets_file({Json{{"url", "ws://127.0.0.1:" + std::to_string(port) + "/"}}});
+    const Json e_echo = load({"echo", examiso, "2000"});
+    const Json n_echo = load({"echo", node, "2000"});
+    const Json e_out = load({"throughput", examiso, "100000000"});
+    const Json n_out = load({"throughput", node, "100000000"});
+    std::printf("terminal echo p99: examiso %.2f ms (p50 %.2f) vs Node ws+node-pty %.2f ms (p50 %.2f)\n",
+                e_echo["p99_ms"].get<double>(), e_echo["p50_ms"].get<double>(), n_echo["p99_ms"].get<double>(),
+                n_echo["p50_ms"].get<double>());
+    std::printf("terminal output: examiso %.1f MB/s vs Node ws+node-pty %.1f MB/s (%.2fx, target >= 1.5x)\n",
+                e_out["mb_per_s"].get<double>(), n_out["mb_per_s"].get<double>(),
+                e_out["mb_per_s"].get<double>() / n_out["mb_per_s"].get<double>());
+  }
+
+  void many_terminals(size_t n) {
+    while (users_.size() < n) {
+      std::vector<User> more;
+      users_at_once(std::min<size_t>(50, n - users_.size()), more);
+      users_.insert(users_.end(), more.begin(), more.end());
+    }
+    std::vector<Json> targets;
+    for (size_t i = 0; i < n; ++i) targets.push_back(terminal_target(users_[i]));
+    const std::string file = targets_file(targets);
+    const std::string hold = dir_.path() + "/held.json";
+    const pid_t gateway = platform_.daemon("gateway").pid();
+    const long gateway_before = rss_kb(gateway), available_before = mem_available_kb();
+    std::thread measure([&] {
+      while (!std::ifstream(hold)) std::this_thread::sleep_for(100ms);
+      gateway_during_ = rss_kb(gateway);
+      available_during_ = mem_available_kb();
+    });
+    const Json r = load({"hold", file, "20"}, {{"HOLD_FILE", hold}, {"HOLD_MS", "1500"}});
+    measure.join();
+    std::printf("%lld terminals open at once (%lld failed), %lld keystrokes: echo p50 %.2f ms, p99 %.2f ms (target < 10)\n",
+                r["open"].get<long long>(), r["failed"].get<long long>(), r["keystrokes"].get<long long>(),
+                r["p50_ms"].get<double>(), r["p99_ms"].get<double>());
+    std::printf("memory per open terminal: gateway %.1f KiB; whole machine (gateway, services, shells) %.1f KiB\n",
+                double(gateway_during_ - gateway_before) / double(n),
+                double(available_before - available_during_) / double(n));
+  }
+
+ private:
+  testing::PostgresCluster cluster_;
+  testing::Platform platform_;
+  testing::TempDir dir_;
+  std::string gw_;
+  std::vector<User> users_;
+  int files_ = 0;
+  long gateway_during_ = 0, available_during_ = 0;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const size_t terminals = argc > 1 ? std::stoul(argv[1]) : 500;
+  Bench bench;
+  bench.create_ready();
+  bench.status_wrk();
+  bench.terminal_versus_peer();
+  bench.many_terminals(terminals);
+  return 0;
+}

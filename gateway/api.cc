@@ -1,0 +1,459 @@
+#include "gateway/api.h"
+
+#include <algorithm>
+
+#include "common/identity.h"
+#include "common/log.h"
+#include "common/proto_names.h"
+#include "common/proto_time.h"
+#include "common/uuid.h"
+#include "gateway/terminal.h"
+
+namespace examiso::gateway {
+namespace {
+
+HttpResponse ok(Json data, int status = 200) {
+  return {status, compact_json(Json{{"success", true}, {"data", std::move(data)}}), "application/json", {}};
+}
+
+// What the public may read of an error: 5xx details stay inside.
+std::string public_message(const Error& e) {
+  const std::string& code = e.code();
+  if (code == "ACCESS_DENIED") return "Access denied";
+  if (code == "BACKEND_UNAVAILABLE") return "A service is unavailable; try again shortly";
+  if (code == "TIMEOUT") return "A service did not answer in time";
+  if (e.kind().http >= 500) return "Internal error";
+  return e.what();
+}
+
+// /v1/sessions/{id}/rest -> id and the template path.
+struct Match {
+  std::string templ;
+  std::string id;
+};
+
+Match match_path(const std::string& path) {
+  static const std::string prefix = "/v1/sessions/";
+  if (path.rfind(prefix, 0) != 0 || path.size() == prefix.size()) return {path, ""};
+  const std::string rest = path.substr(prefix.size());
+  const auto slash = rest.find('/');
+  const std::string id = rest.substr(0, slash);
+  const std::string tail = slash == std::string::npos ? "" : rest.substr(slash);
+  return {prefix + "{id}" + tail, id};
+}
+
+Json time_or_null(bool set, const google::protobuf::Timestamp& t) { return time_json(set, t); }
+
+}  // namespace
+
+const std::vector<Route>& Api::routes() {
+  static const std::vector<Route> r{
+      {"GET", "/healthz"},
+      {"GET", "/readyz"},
+      {"GET", "/metrics"},
+      {"GET", "/v1/exams"},
+      {"POST", "/v1/dev/token"},
+      {"POST", "/v1/sessions"},
+      {"GET", "/v1/sessions"},
+      {"GET", "/v1/sessions/{id}"},
+      {"GET", "/v1/sessions/{id}/status"},
+      {"POST", "/v1/sessions/{id}/start"},
+      {"POST", "/v1/sessions/{id}/terminate"},
+      {"POST", "/v1/sessions/{id}/terminal-ticket"},
+      {"GET", "/v1/sessions/{id}/terminal"},  // WebSocket
+  };
+  return r;
+}
+
+HttpResponse Api::error_response(const Error& e) {
+  Json error{{"code", e.code()}, {"message", public_message(e)}};
+  // The caller's own active session, so that a client can resume it.
+  if (e.code() == "ACTIVE_SESSION_EXISTS" && e.details().contains("session_id"))
+    error["session_id"] = e.details()["session_id"];
+  HttpResponse r{e.kind().http, compact_json(Json{{"success", false}, {"error", error}}), "application/json", {}};
+  if (e.code() == "UNAUTHENTICATED") r.headers.emplace_back("WWW-Authenticate", "Bearer");
+  if (e.code() == "RATE_LIMITED") r.headers.emplace_back("Retry-After", "1");
+  return r;
+}
+
+struct Api::Context {
+  HttpRequest request;
+  Respond respond;
+  std::string route;
+  std::string session_id;  // as in the path
+  std::string user_id;     // once authenticated
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+
+  void fail(const Error& e) { respond(Api::error_response(e)); }
+};
+
+Api::Api(Backends& backends, Metrics& metrics, ApiOptions options)
+    : backends_(backends),
+      metrics_(metrics),
+      o_(std::move(options)),
+      per_ip_(o_.ip_rate, o_.ip_burst),
+      per_user_(o_.user_rate, o_.user_burst),
+      tokens_(o_.token_cache) {}
+
+void Api::handle(HttpRequest request, Respond respond) {
+  auto c = std::make_shared<Context>();
+  const Match m = match_path(request.path);
+  c->route = m.templ;
+  c->session_id = m.id;
+  c->request = std::move(request);
+  // Count every answer under its route template (unknown paths as one).
+  const bool known = std::any_of(routes().begin(), routes().end(), [&](const Route& r) { return r.path == m.templ; });
+  if (!known) c->route = "(unknown)";
+  c->respond = [this, c_raw = c.get(), route = c->route, started = c->started,
+                respond = std::move(respond)](HttpResponse r) {
+    (void)c_raw;
+    metrics_.request(route, r.status, std::chrono::steady_clock::now() - started);
+    respond(std::move(r));
+  };
+  if (!per_ip_.allow(c->request.client_ip)) return c->fail(Error("RATE_LIMITED", "Too many requests"));
+  if (!known) return c->fail(Error("NOT_FOUND", "No such endpoint"));
+  const bool method_ok = std::any_of(routes().begin(), routes().end(), [&](const Route& r) {
+    return r.path == m.templ && r.method == c->request.method;
+  });
+  if (!method_ok) {
+    std::string allow;
+    for (const auto& r : routes())
+      if (r.path == m.templ) allow += (allow.empty() ? "" : ", ") + r.method;
+    HttpResponse r = error_response(Error("METHOD_NOT_ALLOWED", "Method not allowed here"));
+    r.headers.emplace_back("Allow", allow);
+    return c->respond(std::move(r));
+  }
+  dispatch(c);
+}
+
+void Api::dispatch(const std::shared_ptr<Context>& c) {
+  const std::string key = c->request.method + " " + c->route;
+  if (key == "GET /healthz") return c->respond(ok(Json{{"status", "ok"}}));
+  if (key == "GET /readyz") {
+    return backends_.check_health([c](bool ready, Json services) {
+      if (ready) return c->respond(ok(Json{{"ready", true}, {"services", services}}));
+      HttpResponse r = error_response(Error("BACKEND_UNAVAILABLE", ""));
+      Json body = Json::parse(r.body);
+      body["error"]["services"] = services;
+      r.body = compact_json(body);
+      c->respond(std::move(r));
+    });
+  }
+  if (key == "GET /metrics") return c->respond({200, metrics_.render(), "text/plain; version=0.0.4", {}});
+  if (key == "POST /v1/dev/token") return dev_token(c);
+  if (key == "GET /v1/sessions/{id}/terminal")
+    return c->fail(Error("INVALID_ARGUMENT", "This endpoint is a WebSocket: send an Upgrade request"));
+  authenticate(c, [this, c, key](std::string) {
+    if (key == "GET /v1/exams") return list_exams(c);
+    if (key == "POST /v1/sessions") return create_session(c);
+    if (key == "GET /v1/sessions") return list_sessions(c);
+    if (key == "GET /v1/sessions/{id}") return get_session(c);
+    if (key == "GET /v1/sessions/{id}/status") return get_status(c);
+    if (key == "POST /v1/sessions/{id}/start") return start_session(c);
+    if (key == "POST /v1/sessions/{id}/terminate") return terminate_session(c);
+    if (key == "POST /v1/sessions/{id}/terminal-ticket") return terminal_ticket(c);
+    c->fail(Error("NOT_FOUND", "No such endpoint"));
+  });
+}
+
+void Api::authenticate(const std::shared_ptr<Context>& c, std::function<void(std::string)> next) {
+  const std::string& header = c->request.authorization;
+  static const std::string bearer = "Bearer ";
+  if (header.size() <= bearer.size() || header.compare(0, bearer.size(), bearer) != 0 || header.size() > 8192)
+    return c->fail(Error("UNAUTHENTICATED", "A bearer token is required"));
+  const std::string token = header.substr(bearer.size());
+  // A JWT is base64url and dots: anything else is refused here.
+  const bool jwt_chars = std::all_of(token.begin(), token.end(), [](char ch) {
+    return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.';
+  });
+  if (!jwt_chars) return c->fail(Error("UNAUTHENTICATED", "Invalid or expired token"));
+  const auto proceed = [this, c, next](const std::string& user) {
+    if (!per_user_.allow(user)) return c->fail(Error("RATE_LIMITED", "Too many requests"));
+    c->user_id = user;
+    next(user);
+  };
+  if (auto user = tokens_.user(token)) return proceed(*user);
+  v1::VerifyTokenRequest request;
+  request.set_token(token);
+  auto call = backends_.call<v1::VerifyTokenRequest, v1::VerifyTokenResponse>(std::move(request));
+  backends_.identity()->VerifyToken(&call->context, &call->request, &call->response,
+                                    [this, c, call, token, proceed](grpc::Status s) {
+                                      if (!s.ok()) {
+                                        const Error e = backends_.error(s, "identity");
+                                        if (e.code() == "UNAUTHENTICATED")
+                                          return c->fail(Error("UNAUTHENTICATED", "Invalid or expired token"));
+                                        return c->fail(e);
+                                      }
+                                      tokens_.remember(token, call->response.user_id(),
+                                                       from_proto(call->response.expires_at()));
+                                      proceed(call->response.user_id());
+                                    });
+}
+
+void Api::authorize(const std::shared_ptr<Context>& c, v1::AccessType type, std::function<void()> next) {
+  v1::AuthorizeRequest request;
+  request.set_session_id(c->session_id);
+  request.set_user_id(c->user_id);
+  request.set_access_type(type);
+  request.set_client_ip(c->request.client_ip);
+  auto call = backends_.call<v1::AuthorizeRequest, v1::AuthorizeResponse>(std::move(request));
+  backends_.access()->Authorize(&call->context, &call->request, &call->response,
+                                [this, c, call, next](grpc::Status s) {
+                                  if (!s.ok()) return c->fail(backends_.error(s, "access"));
+                                  c->session_id = call->response.session_id();  // canonical from here on
+                                  next();
+                                });
+}
+
+void Api::list_exams(const std::shared_ptr<Context>& c) {
+  auto call = backends_.call<v1::ListExamsRequest, v1::ListExamsResponse>({});
+  backends_.lifecycle()->ListExams(&call->context, &call->request, &call->response, [this, c, call](grpc::Status s) {
+    if (!s.ok()) return c->fail(backends_.error(s, "lifecycle"));
+    Json exams = Json::array();
+    for (const auto& e : call->response.exams())
+      exams.push_back(Json{{"exam_id", e.exam_id()}, {"title", e.title()}, {"duration_seconds", e.duration_seconds()}});
+    c->respond(ok(Json{{"exams", exams}}));
+  });
+}
+
+void Api::create_session(const std::shared_ptr<Context>& c) {
+  const Json body = Json::parse(c->request.body, nullptr, false);
+  if (!body.is_object()) return c->fail(Error("INVALID_JSON", "The request body must be a JSON object"));
+  const auto exam = body.find("exam_id");
+  if (exam == body.end() || !exam->is_string() || !is_uuid(exam->get<std::string>()))
+    return c->fail(Error("INVALID_EXAM_ID", "exam_id must be the UUID of an exam in the catalog"));
+  v1::CreateSessionRequest request;
+  request.set_user_id(c->user_id);
+  request.set_exam_id(exam->get<std::string>());
+  request.set_auto_provision(true);
+  request.set_actor("gateway");
+  auto call = backends_.call<v1::CreateSessionRequest, v1::Session>(std::move(request));
+  backends_.lifecycle()->CreateSession(&call->context, &call->request, &call->response,
+                                       [this, c, call](grpc::Status s) {
+                                         if (!s.ok()) return c->fail(backends_.error(s, "lifecycle"));
+                                         const auto& session = call->response;
+                                         const std::string base = (o_.tls ? "wss://" : "ws://") + c->request.host;
+                                         const std::string id = session.session_id();
+                                         c->respond(ok(Json{{"session_id", id},
+                                                            {"user_id", session.user_id()},
+                                                            {"exam_id", session.exam_id()},
+                                                            {"status", state_name(session.state())},
+                                                            {"websocket_url", base + "/v1/sessions/" + id + "/terminal"},
+                                                            {"status_url", base + "/v1/sessions/" + id + "/status"}},
+                                                       201));
+                                       });
+}
+
+void Api::list_sessions(const std::shared_ptr<Context>& c) {
+  v1::ListSessionsRequest request;
+  request.set_user_id(c->user_id);
+  request.set_limit(50);
+  auto call = backends_.call<v1::ListSessionsRequest, v1::ListSessionsResponse>(std::move(request));
+  backends_.lifecycle()->ListSessions(&call->context, &call->request, &call->response,
+                                      [this, c, call](grpc::Status s) {
+                                        if (!s.ok()) return c->fail(backends_.error(s, "lifecycle"));
+                                        Json sessions = Json::array();
+                                        for (const auto& x : call->response.sessions())
+                                          sessions.push_back(Json{{"session_id", x.session_id()},
+                                                                  {"exam_id", x.exam_id()},
+                                                                  {"lifecycle_state", state_name(x.state())},
+                                                                  {"created_at", time_or_null(x.has_created_at(), x.created_at())},
+                                                                  {"remaining_seconds", x.remaining_seconds()}});
+                                        c->respond(ok(Json{{"sessions", sessions}}));
+                                      });
+}
+
+void Api::get_session(const std::shared_ptr<Context>& c) {
+  authorize(c, v1::ACCESS_TYPE_DETAILS, [this, c] {
+    v1::GetSessionRequest request;
+    request.set_session_id(c->session_id);
+    auto call = backends_.call<v1::GetSessionRequest, v1::Session>(std::move(request));
+    backends_.lifecycle()->GetSession(&call->context, &call->request, &call->response, [this, c, call](grpc::Status s) {
+      if (!s.ok()) return c->fail(backends_.error(s, "lifecycle"));
+      v1::GetEnvironmentRequest env_request;
+      env_request.set_session_id(c->session_id);
+      auto env = backends_.call<v1::GetEnvironmentRequest, v1::Environment>(std::move(env_request));
+      backends_.environment()->async()->GetEnvironment(
+          &env->context, &env->request, &env->response, [this, c, call, env](grpc::Status es) {
+            const auto& x = call->response;
+            Json environment{{"ready", false}, {"environment_id", nullptr}};
+            if (es.ok()) {
+              environment = Json{{"ready", env->response.ready()},
+                                 {"environment_id", env->response.environment_id()},
+                                 {"status", environment_status_name(env->response.status())}};
+            } else if (es.error_code() != grpc::StatusCode::NOT_FOUND) {
+              return c->fail(backends_.error(es, "environment"));
+            }
+            c->respond(ok(Json{{"session_id", x.session_id()},
+                               {"user_id", x.user_id()},
+                               {"exam_id", x.exam_id()},
+                               {"lifecycle_state", state_name(x.state())},
+                               {"created_at", time_or_null(x.has_created_at(), x.created_at())},
+                               {"started_at", time_or_null(x.has_started_at(), x.started_at())},
+                               {"deadline", time_or_null(x.has_deadline(), x.deadline())},
+                               {"remaining_seconds", x.remaining_seconds()},
+                               {"environment", environment}}));
+          });
+    });
+  });
+}
+
+void Api::get_status(const std::shared_ptr<Context>& c) {
+  authorize(c, v1::ACCESS_TYPE_STATUS, [this, c] {
+    v1::GetStatusRequest request;
+    request.set_session_id(c->session_id);
+    auto call = backends_.call<v1::GetStatusRequest, v1::SessionStatus>(std::move(request));
+    backends_.lifecycle()->GetStatus(&call->context, &call->request, &call->response, [this, c, call](grpc::Status s) {
+      if (!s.ok()) return c->fail(backends_.error(s, "lifecycle"));
+      c->respond(ok(status_json(call->response)));
+    });
+  });
+}
+
+void Api::start_session(const std::shared_ptr<Context>& c) {
+  authorize(c, v1::ACCESS_TYPE_CONTROL, [this, c] {
+    v1::TransitionRequest request;
+    request.set_session_id(c->session_id);
+    request.set_to(v1::SESSION_STATE_RUNNING);
+    request.set_actor("gateway:" + c->user_id);
+    auto call = backends_.call<v1::TransitionRequest, v1::TransitionResponse>(std::move(request));
+    backends_.lifecycle()->Transition(&call->context, &call->request, &call->response, [this, c, call](grpc::Status s) {
+      if (!s.ok()) return c->fail(backends_.error(s, "lifecycle"));
+      const auto& x = call->response.session();
+      c->respond(ok(Json{{"session_id", x.session_id()},
+                         {"lifecycle_state", state_name(x.state())},
+                         {"started_at", time_or_null(x.has_started_at(), x.started_at())},
+                         {"deadline", time_or_null(x.has_deadline(), x.deadline())},
+                         {"remaining_seconds", x.remaining_seconds()}}));
+    });
+  });
+}
+
+void Api::terminate_session(const std::shared_ptr<Context>& c) {
+  authorize(c, v1::ACCESS_TYPE_CONTROL, [this, c] {
+    v1::TransitionRequest request;
+    request.set_session_id(c->session_id);
+    request.set_to(v1::SESSION_STATE_TERMINATED);
+    request.set_termination_reason(v1::TERMINATION_REASON_SUBMITTED);
+    request.set_reason("Submitted by the candidate");
+    request.set_actor("gateway:" + c->user_id);
+    auto call = backends_.call<v1::TransitionRequest, v1::TransitionResponse>(std::move(request));
+    backends_.lifecycle()->Transition(&call->context, &call->request, &call->response, [this, c, call](grpc::Status s) {
+      if (!s.ok()) {
+        const Error e = backends_.error(s, "lifecycle");
+        if (e.code() == "INVALID_TRANSITION")
+          return c->fail(Error("SESSION_ALREADY_TERMINATED", "The session has already ended"));
+        return c->fail(e);
+      }
+      // Release the environment now; cleanup would within a second anyway.
+      v1::DestroyEnvironmentRequest destroy;
+      destroy.set_session_id(c->session_id);
+      destroy.set_reason("submitted");
+      auto d = backends_.call<v1::DestroyEnvironmentRequest, v1::DestroyEnvironmentResponse>(std::move(destroy));
+      d->context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(15));
+      backends_.environment()->async()->DestroyEnvironment(
+          &d->context, &d->request, &d->response, [c, d, call](grpc::Status ds) {
+            c->respond(ok(Json{{"session_id", call->response.session_id()},
+                               {"lifecycle_state", "terminated"},
+                               {"termination_reason", "submitted"},
+                               {"environment_released", ds.ok() || ds.error_code() == grpc::StatusCode::NOT_FOUND}}));
+          });
+    });
+  });
+}
+
+void Api::terminal_ticket(const std::shared_ptr<Context>& c) {
+  authorize(c, v1::ACCESS_TYPE_STATUS, [this, c] {
+    v1::IssueTerminalTicketRequest request;
+    request.set_user_id(c->user_id);
+    request.set_session_id(c->session_id);
+    auto call = backends_.call<v1::IssueTerminalTicketRequest, v1::IssueTerminalTicketResponse>(std::move(request));
+    backends_.identity()->IssueTerminalTicket(&call->context, &call->request, &call->response,
+                                              [this, c, call](grpc::Status s) {
+                                                if (!s.ok()) return c->fail(backends_.error(s, "identity"));
+                                                c->respond(ok(Json{{"ticket", call->response.ticket()},
+                                                                   {"expires_at", time_json(true, call->response.expires_at())}}));
+                                              });
+  });
+}
+
+void Api::dev_token(const std::shared_ptr<Context>& c) {
+  const Json body = Json::parse(c->request.body.empty() ? "{}" : c->request.body, nullptr, false);
+  if (!body.is_object()) return c->fail(Error("INVALID_JSON", "The request body must be a JSON object"));
+  // Never for a chosen user: that would let anyone act as anyone.
+  if (body.contains("user_id"))
+    return c->fail(Error("INVALID_ARGUMENT", "A development token is always for a new user; user_id cannot be chosen"));
+  v1::IssueTokenRequest request;
+  request.set_user_id(new_uuid());
+  auto call = backends_.call<v1::IssueTokenRequest, v1::IssueTokenResponse>(std::move(request));
+  backends_.identity()->IssueToken(&call->context, &call->request, &call->response, [this, c, call](grpc::Status s) {
+    if (!s.ok()) return c->fail(backends_.error(s, "identity"));
+    c->respond(ok(Json{{"token", call->response.token()},
+                       {"user_id", call->response.user_id()},
+                       {"expires_at", time_json(true, call->response.expires_at())}}));
+  });
+}
+
+bool Api::websocket_route(const std::string& path) const {
+  const Match m = match_path(path);
+  return m.templ == "/v1/sessions/{id}/terminal" || m.templ == "/v1/sessions/{id}/status";
+}
+
+void Api::decide_websocket(HttpRequest request, DecideWs decide) {
+  const Match m = match_path(request.path);
+  auto c = std::make_shared<Context>();
+  c->route = m.templ;
+  c->session_id = m.id;
+  c->request = std::move(request);
+  const auto close = [decide](uint16_t code, std::string reason) {
+    WsDecision d;
+    d.close_code = code;
+    d.close_reason = std::move(reason);
+    decide(std::move(d));
+  };
+  // Cross-site WebSocket hijacking: a browser page from elsewhere is refused.
+  if (!c->request.origin.empty() &&
+      std::find(o_.allowed_origins.begin(), o_.allowed_origins.end(), c->request.origin) == o_.allowed_origins.end()) {
+    WsDecision d;
+    d.refuse = error_response(Error("ACCESS_DENIED", "Origin not allowed"));
+    return decide(std::move(d));
+  }
+  if (!per_ip_.allow(c->request.client_ip)) return close(1013, "rate limited");
+  const bool terminal = m.templ == "/v1/sessions/{id}/terminal";
+  // Failures become close codes: a browser sees nothing else.
+  c->respond = [close](HttpResponse r) {
+    const Json body = Json::parse(r.body, nullptr, false);
+    const std::string code = body.is_object() ? body["error"].value("code", "INTERNAL_ERROR") : "INTERNAL_ERROR";
+    close(static_cast<uint16_t>(error_kind(code).ws_close), code == "ACCESS_DENIED" ? "access denied" : code);
+  };
+  const auto proceed = [this, c, terminal, decide, close](const std::string& user) {
+    c->user_id = user;
+    authorize(c, v1::ACCESS_TYPE_STATUS, [this, c, terminal, decide, close] {
+      if (!terminal) {
+        WsDecision d;
+        d.handler = make_status_stream(backends_, metrics_, c->session_id);
+        return decide(std::move(d));
+      }
+      open_terminal(backends_, metrics_, c->session_id, c->user_id, c->request.client_ip, decide);
+    });
+  };
+  const auto ticket = c->request.query.find("ticket");
+  if (ticket != c->request.query.end()) {
+    v1::RedeemTerminalTicketRequest r;
+    r.set_ticket(ticket->second);
+    r.set_session_id(c->session_id);
+    auto call = backends_.call<v1::RedeemTerminalTicketRequest, v1::RedeemTerminalTicketResponse>(std::move(r));
+    return backends_.identity()->RedeemTerminalTicket(
+        &call->context, &call->request, &call->response, [this, c, call, proceed, close](grpc::Status s) {
+          if (!s.ok()) {
+            const Error e = backends_.error(s, "identity");
+            return e.code() == "UNAUTHENTICATED" ? close(4001, "authentication failed") : c->fail(e);
+          }
+          proceed(call->response.user_id());
+        });
+  }
+  if (c->request.authorization.empty()) return close(4001, "authentication failed");
+  authenticate(c, [proceed](std::string user) { proceed(user); });
+}
+
+}  // namespace examiso::gateway

@@ -1,0 +1,68 @@
+#pragma once
+// The public API: routes that authenticate, ask the access service, call the
+// services and translate their answers into the contract's envelope. No
+// domain rules live here.
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "gateway/backends.h"
+#include "gateway/http.h"
+#include "gateway/limits.h"
+#include "gateway/metrics.h"
+
+namespace examiso::gateway {
+
+struct ApiOptions {
+  std::vector<std::string> allowed_origins;
+  double ip_rate = 100, ip_burst = 200;
+  double user_rate = 50, user_burst = 100;
+  std::chrono::seconds token_cache{30};
+  bool tls = false;
+};
+
+struct Route {
+  std::string method;
+  std::string path;  // with {id} for a session id
+};
+
+class Api final {
+ public:
+  Api(Backends& backends, Metrics& metrics, ApiOptions options);
+
+  void handle(HttpRequest request, Respond respond);
+
+  bool websocket_route(const std::string& path) const;
+  // Authenticates and authorizes a WebSocket before the upgrade is accepted.
+  void decide_websocket(HttpRequest request, DecideWs decide);
+
+  // Every route the server answers (the OpenAPI document must list them all).
+  static const std::vector<Route>& routes();
+
+  // The contract's error envelope for `error` (internal details withheld).
+  static HttpResponse error_response(const Error& error);
+
+ private:
+  struct Context;
+  void authenticate(const std::shared_ptr<Context>& c, std::function<void(std::string user_id)> next);
+  void authorize(const std::shared_ptr<Context>& c, v1::AccessType type, std::function<void()> next);
+  void dispatch(const std::shared_ptr<Context>& c);
+
+  void create_session(const std::shared_ptr<Context>& c);
+  void list_sessions(const std::shared_ptr<Context>& c);
+  void get_session(const std::shared_ptr<Context>& c);
+  void get_status(const std::shared_ptr<Context>& c);
+  void start_session(const std::shared_ptr<Context>& c);
+  void terminate_session(const std::shared_ptr<Context>& c);
+  void terminal_ticket(const std::shared_ptr<Context>& c);
+  void list_exams(const std::shared_ptr<Context>& c);
+  void dev_token(const std::shared_ptr<Context>& c);
+
+  Backends& backends_;
+  Metrics& metrics_;
+  ApiOptions o_;
+  RateLimiter per_ip_, per_user_;
+  TokenCache tokens_;
+};
+
+}  // namespace examiso::gateway

@@ -1,0 +1,391 @@
+#include "gateway/terminal.h"
+
+#include <deque>
+#include <mutex>
+
+#include "common/log.h"
+#include "common/proto_names.h"
+#include "gateway/api.h"
+
+namespace examiso::gateway {
+namespace {
+
+constexpr size_t kHighWater = 1 << 20;   // stop reading the terminal past this much unsent output
+constexpr size_t kInputLimit = 4 << 20;  // input waiting for the terminal beyond this ends the connection
+
+bool ended(v1::SessionState s) { return s == v1::SESSION_STATE_TERMINATED || s == v1::SESSION_STATE_FAILED; }
+
+void close_with(DecideWs& decide, uint16_t code, std::string reason) {
+  WsDecision d;
+  d.close_code = code;
+  d.close_reason = std::move(reason);
+  decide(std::move(d));
+}
+
+// /v1/sessions/{id}/status
+class StatusStream final : public WsHandler,
+                           public grpc::ClientReadReactor<v1::SessionStatus>,
+                           public std::enable_shared_from_this<StatusStream> {
+ public:
+  StatusStream(Backends& backends, Metrics& metrics, std::string session_id)
+      : backends_(backends), metrics_(metrics) {
+    request_.set_session_id(std::move(session_id));
+  }
+
+  void start(std::shared_ptr<WsPeer> peer) override {
+    peer_ = std::move(peer);
+    self_ = shared_from_this();
+    metrics_.websocket_opened("status");
+    backends_.lifecycle()->WatchSession(&context_, &request_, this);
+    StartRead(&status_);
+    StartCall();
+  }
+  void on_message(std::string) override {}
+  void on_drained() override {}
+  void on_closed() override { context_.TryCancel(); }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;
+    peer_->send(compact_json(Json{{"type", "status_update"}, {"data", status_json(status_)}}));
+    last_ = status_.lifecycle_state();
+    StartRead(&status_);
+  }
+
+  void OnDone(const grpc::Status& s) override {
+    if (!s.ok() && s.error_code() != grpc::StatusCode::CANCELLED) {
+      const Error e = backends_.error(s, "lifecycle");
+      const HttpResponse r = Api::error_response(e);
+      peer_->send(compact_json(Json{{"type", "error"},
+                                    {"data", {{"code", e.code()},
+                                              {"message", Json::parse(r.body)["error"]["message"]},
+                                              {"recoverable", e.code() != "ACCESS_DENIED"}}}}));
+      peer_->close(1011, "status unavailable");
+    } else {
+      peer_->close(1000, ended(last_) ? "session ended" : "");
+    }
+    metrics_.websocket_closed("status");
+    peer_.reset();
+    self_.reset();  // the last callback: this may go now
+  }
+
+ private:
+  Backends& backends_;
+  Metrics& metrics_;
+  grpc::ClientContext context_;
+  v1::WatchSessionRequest request_;
+  v1::SessionStatus status_;
+  v1::SessionState last_ = v1::SESSION_STATE_UNSPECIFIED;
+  std::shared_ptr<WsPeer> peer_;
+  std::shared_ptr<StatusStream> self_;
+};
+
+// /v1/sessions/{id}/terminal: WebSocket <-> environment.Attach, plus the
+// session's status (remaining time, termination) from WatchSession.
+class TerminalBridge final : public WsHandler, public std::enable_shared_from_this<TerminalBridge> {
+ public:
+  TerminalBridge(Backends& backends, Metrics& metrics, std::string session_id)
+      : backends_(backends), metrics_(metrics), session_id_(std::move(session_id)), attach_(*this), watch_(*this) {}
+
+  void start(std::shared_ptr<WsPeer> peer) override {
+    peer_ = std::move(peer);
+    self_ = shared_from_this();
+    metrics_.websocket_opened("terminal");
+    attach_.begin();
+    watch_.begin();
+  }
+
+  void on_message(std::string text) override {
+    metrics_.terminal_bytes(false, text.size());
+    const Json m = Json::parse(text, nullptr, false);
+    const std::string type = m.is_object() ? m.value("type", "") : "";
+    v1::AttachRequest r;
+    if (type == "input" && m["data"].is_string()) {
+      r.set_input(m["data"].get<std::string>());
+    } else if (type == "resize" && m["cols"].is_number_integer() && m["rows"].is_number_integer()) {
+      r.mutable_resize()->set_cols(static_cast<uint32_t>(std::clamp<int64_t>(m["cols"].get<int64_t>(), 1, 1000)));
+      r.mutable_resize()->set_rows(static_cast<uint32_t>(std::clamp<int64_t>(m["rows"].get<int64_t>(), 1, 1000)));
+    } else {
+      peer_send(Json{{"type", "error"},
+                     {"data", {{"code", "INVALID_ARGUMENT"},
+                               {"message", "expected {\"type\":\"input\",\"data\":...} or "
+                                           "{\"type\":\"resize\",\"cols\":...,\"rows\":...}"},
+                               {"recoverable", true}}}});
+      return;
+    }
+    if (!attach_.write(std::move(r))) finish(1008, "input faster than the terminal takes it");
+  }
+
+  void on_drained() override { attach_.resume(); }
+
+  void on_closed() override {
+    attach_.context.TryCancel();
+    watch_.context.TryCancel();
+  }
+
+ private:
+  void peer_send(const Json& message) {
+    std::lock_guard lock(mutex_);
+    if (peer_) peer_->send(compact_json(message));
+  }
+
+  void finish(uint16_t code, const std::string& reason, const Json& last_message = Json()) {
+    std::lock_guard lock(mutex_);
+    if (closing_ || !peer_) return;
+    closing_ = true;
+    if (!last_message.is_null()) peer_->send(compact_json(last_message));
+    peer_->close(code, reason);
+    attach_.context.TryCancel();
+    watch_.context.TryCancel();
+  }
+
+  void reactor_done() {
+    std::unique_lock lock(mutex_);
+    if (--running_ > 0) return;
+    metrics_.websocket_closed("terminal");
+    peer_.reset();
+    auto self = std::move(self_);
+    lock.unlock();
+    // `self` goes out of scope here: the bridge may be destroyed now.
+  }
+
+  class Attach final : public grpc::ClientBidiReactor<v1::AttachRequest, v1::AttachResponse> {
+   public:
+    explicit Attach(TerminalBridge& b) : b_(b) {}
+    grpc::ClientContext context;
+
+    void begin() {
+      b_.backends_.environment()->async()->Attach(&context, this);
+      v1::AttachRequest start;
+      start.mutable_start()->set_session_id(b_.session_id_);
+      write(std::move(start));
+      StartRead(&in_);
+      StartCall();
+    }
+
+    // False when the client sends faster than the terminal takes it, past
+    // any reason (a bounded queue, not a growing one).
+    bool write(v1::AttachRequest r) {
+      std::lock_guard lock(mutex_);
+      if (done_) return true;
+      queued_ += r.input().size();
+      if (queued_ > kInputLimit) return false;
+      queue_.push_back(std::move(r));
+      if (!writing_) {
+        writing_ = true;
+        StartWrite(&queue_.front());
+      }
+      return true;
+    }
+
+    void resume() {
+      std::lock_guard lock(mutex_);
+      if (paused_ && !done_) {
+        paused_ = false;
+        StartRead(&in_);
+      }
+    }
+
+    void OnWriteDone(bool ok) override {
+      std::lock_guard lock(mutex_);
+      queued_ -= queue_.front().input().size();
+      queue_.pop_front();
+      if (ok && !queue_.empty()) {
+        StartWrite(&queue_.front());
+      } else {
+        writing_ = false;
+      }
+    }
+
+    void OnReadDone(bool ok) override {
+      if (!ok) return;
+      if (in_.has_ended()) {
+        b_.finish(4006, "environment ended");
+        return;
+      }
+      const std::string text = utf8_text(carry_, in_.output());
+      b_.metrics_.terminal_bytes(true, in_.output().size());
+      std::shared_ptr<WsPeer> peer;
+      {
+        std::lock_guard lock(b_.mutex_);
+        peer = b_.peer_;
+      }
+      if (!peer) return;
+      if (!text.empty()) peer->send(compact_json(Json{{"type", "output"}, {"data", text}}));
+      // Backpressure: a client that stops reading stops the terminal.
+      std::lock_guard lock(mutex_);
+      if (peer->queued_bytes() > kHighWater) {
+        paused_ = true;
+      } else {
+        StartRead(&in_);
+      }
+    }
+
+    void OnDone(const grpc::Status& s) override {
+      {
+        std::lock_guard lock(mutex_);
+        done_ = true;
+      }
+      if (!s.ok() && s.error_code() != grpc::StatusCode::CANCELLED) {
+        const Error e = b_.backends_.error(s, "environment");
+        log::warn("terminal_attach_failed", {{"session_id", b_.session_id_}, {"code", e.code()}});
+        b_.finish(static_cast<uint16_t>(e.kind().ws_close), "terminal unavailable");
+      } else {
+        b_.finish(1000, "");
+      }
+      b_.reactor_done();
+    }
+
+   private:
+    TerminalBridge& b_;
+    std::mutex mutex_;
+    std::deque<v1::AttachRequest> queue_;
+    size_t queued_ = 0;
+    bool writing_ = false, paused_ = false, done_ = false;
+    v1::AttachResponse in_;
+    std::string carry_;
+  };
+
+  class Watch final : public grpc::ClientReadReactor<v1::SessionStatus> {
+   public:
+    explicit Watch(TerminalBridge& b) : b_(b) {}
+    grpc::ClientContext context;
+
+    void begin() {
+      request_.set_session_id(b_.session_id_);
+      b_.backends_.lifecycle()->WatchSession(&context, &request_, this);
+      StartRead(&status_);
+      StartCall();
+    }
+
+    void OnReadDone(bool ok) override {
+      if (!ok) return;
+      if (ended(status_.lifecycle_state())) {
+        const std::string reason = status_.lifecycle_state() == v1::SESSION_STATE_FAILED
+                                       ? "failed"
+                                       : termination_reason_name(status_.termination_reason());
+        b_.finish(1000, "session ended",
+                  Json{{"type", "termination"}, {"reason", reason}, {"message", status_.message()}});
+        return;
+      }
+      b_.peer_send(Json{{"type", "status"},
+                        {"state", state_name(status_.lifecycle_state())},
+                        {"remaining_seconds", status_.remaining_seconds()}});
+      StartRead(&status_);
+    }
+
+    void OnDone(const grpc::Status& s) override {
+      if (!s.ok() && s.error_code() != grpc::StatusCode::CANCELLED)
+        b_.finish(static_cast<uint16_t>(b_.backends_.error(s, "lifecycle").kind().ws_close), "status unavailable");
+      b_.reactor_done();
+    }
+
+   private:
+    TerminalBridge& b_;
+    v1::WatchSessionRequest request_;
+    v1::SessionStatus status_;
+  };
+
+  Backends& backends_;
+  Metrics& metrics_;
+  std::string session_id_;
+  std::mutex mutex_;
+  std::shared_ptr<WsPeer> peer_;
+  std::shared_ptr<TerminalBridge> self_;
+  bool closing_ = false;
+  int running_ = 2;  // reactors not yet done
+  Attach attach_;
+  Watch watch_;
+};
+
+}  // namespace
+
+std::string utf8_text(std::string& carry, std::string_view in) {
+  std::string bytes = carry + std::string(in);
+  carry.clear();
+  // A lead byte near the end whose sequence is not complete yet waits.
+  for (size_t back = 1; back <= 3 && back <= bytes.size(); ++back) {
+    const unsigned char c = static_cast<unsigned char>(bytes[bytes.size() - back]);
+    if ((c & 0xc0) == 0x80) continue;  // continuation: look further back
+    const size_t need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+    if (need > back) {
+      carry = bytes.substr(bytes.size() - back);
+      bytes.resize(bytes.size() - back);
+    }
+    break;
+  }
+  if (is_valid_utf8(bytes)) return bytes;
+  // Rare: replace what is not UTF-8.
+  std::string out;
+  size_t i = 0;
+  while (i < bytes.size()) {
+    size_t len = 1;
+    const unsigned char c = static_cast<unsigned char>(bytes[i]);
+    if (c >= 0xf0) len = 4;
+    else if (c >= 0xe0) len = 3;
+    else if (c >= 0xc0) len = 2;
+    if (i + len <= bytes.size() && is_valid_utf8(std::string_view(bytes).substr(i, len))) {
+      out.append(bytes, i, len);
+      i += len;
+    } else {
+      out += "\xef\xbf\xbd";
+      ++i;
+    }
+  }
+  return out;
+}
+
+std::shared_ptr<WsHandler> make_status_stream(Backends& backends, Metrics& metrics, const std::string& session_id) {
+  return std::make_shared<StatusStream>(backends, metrics, session_id);
+}
+
+void open_terminal(Backends& backends, Metrics& metrics, const std::string& session_id, const std::string& user_id,
+                   const std::string& client_ip, DecideWs decide) {
+  v1::GetSessionRequest request;
+  request.set_session_id(session_id);
+  auto call = backends.call<v1::GetSessionRequest, v1::Session>(std::move(request));
+  backends.lifecycle()->GetSession(&call->context, &call->request, &call->response, [&backends, &metrics, call,
+                                                                                     session_id, user_id, client_ip,
+                                                                                     decide](grpc::Status s) mutable {
+    if (!s.ok()) return close_with(decide, static_cast<uint16_t>(backends.error(s, "lifecycle").kind().ws_close), "");
+    const auto state = call->response.state();
+    if (ended(state)) return close_with(decide, 4006, "session terminated");
+    if (state != v1::SESSION_STATE_READY && state != v1::SESSION_STATE_RUNNING)
+      return close_with(decide, 4005, "session not ready");
+    // The terminal decision, logged like any other; then attach.
+    auto authorize = [&backends, &metrics, session_id, user_id, client_ip, decide]() mutable {
+      v1::AuthorizeRequest a;
+      a.set_session_id(session_id);
+      a.set_user_id(user_id);
+      a.set_access_type(v1::ACCESS_TYPE_TERMINAL);
+      a.set_client_ip(client_ip);
+      auto ac = backends.call<v1::AuthorizeRequest, v1::AuthorizeResponse>(std::move(a));
+      backends.access()->Authorize(&ac->context, &ac->request, &ac->response,
+                                   [&backends, &metrics, ac, session_id, decide](grpc::Status as) mutable {
+                                     if (!as.ok())
+                                       return close_with(
+                                           decide, static_cast<uint16_t>(backends.error(as, "access").kind().ws_close),
+                                           "access denied");
+                                     WsDecision d;
+                                     d.handler = std::make_shared<TerminalBridge>(backends, metrics, session_id);
+                                     decide(std::move(d));
+                                   });
+    };
+    if (state == v1::SESSION_STATE_RUNNING) return authorize();
+    // Connecting to a ready session starts the exam.
+    v1::TransitionRequest t;
+    t.set_session_id(session_id);
+    t.set_to(v1::SESSION_STATE_RUNNING);
+    t.set_expected_from(v1::SESSION_STATE_READY);
+    t.set_actor("gateway:" + user_id);
+    auto tc = backends.call<v1::TransitionRequest, v1::TransitionResponse>(std::move(t));
+    backends.lifecycle()->Transition(&tc->context, &tc->request, &tc->response,
+                                     [&backends, tc, authorize, decide](grpc::Status ts) mutable {
+                                       // Someone else may have started it first: fine.
+                                       if (!ts.ok() && backends.error(ts, "lifecycle").code() != "INVALID_TRANSITION")
+                                         return close_with(decide, 1011, "cannot start the session");
+                                       authorize();
+                                     });
+  });
+}
+
+}  // namespace examiso::gateway

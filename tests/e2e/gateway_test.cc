@@ -1,0 +1,711 @@
+// The gateway against the real platform: every service, a real PostgreSQL,
+// real sandboxes, real HTTP and WebSocket connections.
+#include <gtest/gtest.h>
+#include <grpcpp/grpcpp.h>
+#include <yaml-cpp/yaml.h>
+
+#include <fstream>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "common/json.h"
+#include "common/uuid.h"
+#include "examiso/v1/lifecycle.grpc.pb.h"
+#include "gateway/api.h"
+#include "services/identity/token.h"
+#include "tests/support/eventually.h"
+#include "tests/support/http_client.h"
+#include "tests/support/platform.h"
+#include "tests/support/postgres.h"
+
+namespace examiso {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::HttpResult;
+using testing::WsClient;
+
+const std::string kExam = "a1b2c3d4-e5f6-7890-abcd-ef1234567890";
+const std::string kTwoSecondExam = "00000000-0000-4000-8000-000000000002";
+const std::string kOrigin = "http://exam.example";
+
+class GatewayTest : public ::testing::Test {
+ protected:
+  static inline testing::PostgresCluster* cluster = nullptr;
+  static inline testing::Platform* platform = nullptr;
+  static inline std::string gw;
+
+  static void SetUpTestSuite() {
+    cluster = new testing::PostgresCluster();
+    platform = new testing::Platform(cluster->create_database(), {{"EXAMISO_GATEWAY_ALLOWED_ORIGINS", kOrigin},
+                                                                  {"EXAMISO_CLEANUP_SWEEP_INTERVAL_MS", "200"}});
+    for (const char* s : {"identity", "lifecycle", "environment", "access", "cleanup", "gateway"}) platform->start(s);
+    gw = platform->address("gateway");
+  }
+  static void TearDownTestSuite() {
+    delete platform;
+    delete cluster;
+  }
+
+  void TearDown() override {
+    if (HasFailure()) std::cerr << platform->logs().substr(0, 20000);
+  }
+
+  static std::string token_for(const std::string& user) {
+    const auto r = testing::run({"session-identity", "token", "--user-id", user}, platform->env());
+    if (r.exit_code != 0) throw std::runtime_error("token: " + r.out + r.err);
+    return Json::parse(r.out)["token"];
+  }
+
+  struct Candidate {
+    std::string user = new_uuid();
+    std::string token = token_for(user);
+    std::string session;
+  };
+
+  // A candidate with a session of `exam`, provisioned through the gateway.
+  static Candidate candidate_with_session(const std::string& exam = kExam, bool wait_ready = true) {
+    Candidate c;
+    const HttpResult r = testing::http_as(c.token, gw, "POST", "/v1/sessions", Json{{"exam_id", exam}}.dump());
+    if (r.status != 201) throw std::runtime_error("create: " + r.body);
+    c.session = Json::parse(r.body)["data"]["session_id"];
+    if (wait_ready && !testing::eventually([&] { return state_of(c) == "ready"; }, 20s))
+      throw std::runtime_error("never ready: " + platform->logs());
+    return c;
+  }
+
+  static std::string state_of(const Candidate& c) {
+    const HttpResult r = testing::http_as(c.token, gw, "GET", "/v1/sessions/" + c.session + "/status");
+    return r.status == 200 ? Json::parse(r.body)["data"]["lifecycle_state"].get<std::string>() : "";
+  }
+
+  static std::unique_ptr<WsClient> terminal(const Candidate& c, const std::string& address = gw) {
+    return WsClient::connect(address, "/v1/sessions/" + c.session + "/terminal",
+                             {{"Authorization", "Bearer " + c.token}});
+  }
+
+  // Reads messages until one satisfies `want` (the rest is kept in `seen`).
+  static std::optional<Json> until(WsClient& ws, const std::function<bool(const Json&)>& want,
+                                   std::chrono::milliseconds within = 10s, std::string* seen = nullptr) {
+    const auto deadline = std::chrono::steady_clock::now() + within;
+    while (std::chrono::steady_clock::now() < deadline) {
+      const auto m = ws.receive(std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now()));
+      if (!m) return std::nullopt;
+      const Json j = Json::parse(*m, nullptr, false);
+      if (seen) *seen += *m + "\n";
+      if (want(j)) return j;
+    }
+    return std::nullopt;
+  }
+
+  // Terminal output until `needle` appears.
+  static bool output_contains(WsClient& ws, const std::string& needle, std::chrono::milliseconds within = 10s) {
+    std::string output;
+    return until(
+               ws,
+               [&](const Json& j) {
+                 if (j.value("type", "") == "output") output += j.value("data", "");
+                 return output.find(needle) != std::string::npos;
+               },
+               within)
+        .has_value();
+  }
+};
+
+Json data_of(const HttpResult& r) { return Json::parse(r.body)["data"]; }
+std::string code_of(const HttpResult& r) {
+  const Json j = Json::parse(r.body, nullptr, false);
+  return j.is_object() && j.contains("error") ? j["error"].value("code", "") : "";
+}
+
+TEST_F(GatewayTest, TheQuickstartApiFlowWorks) {
+  Candidate c;
+  // 1. Create session
+  HttpResult r = testing::http_as(c.token, gw, "POST", "/v1/sessions", R"({"exam_id": ")" + kExam + R"("})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  const Json created = Json::parse(r.body);
+  EXPECT_EQ(created["success"], true);
+  c.session = created["data"]["session_id"];
+  EXPECT_TRUE(is_uuid(c.session));
+  EXPECT_EQ(created["data"]["user_id"], c.user);
+  EXPECT_EQ(created["data"]["exam_id"], kExam);
+  EXPECT_EQ(created["data"]["status"], "created");
+  EXPECT_EQ(created["data"]["websocket_url"], "ws://" + gw + "/v1/sessions/" + c.session + "/terminal");
+  EXPECT_EQ(created["data"]["status_url"], "ws://" + gw + "/v1/sessions/" + c.session + "/status");
+
+  // A second one is refused, and names the caller's own active session.
+  r = testing::http_as(c.token, gw, "POST", "/v1/sessions", Json{{"exam_id", kExam}}.dump());
+  EXPECT_EQ(r.status, 409);
+  EXPECT_EQ(code_of(r), "ACTIVE_SESSION_EXISTS");
+  EXPECT_EQ(Json::parse(r.body)["error"]["session_id"], c.session);
+
+  // 2. Check status (poll until ready)
+  ASSERT_TRUE(testing::eventually([&] { return state_of(c) == "ready"; }, 20s));
+  r = testing::http_as(c.token, gw, "GET", "/v1/sessions/" + c.session + "/status");
+  Json status = data_of(r);
+  EXPECT_EQ(status["display_state"], "ready");
+  EXPECT_EQ(status["environment_ready"], true);
+  EXPECT_EQ(status["remaining_seconds"], 7200);
+  EXPECT_FALSE(status.contains("technical_message"));
+
+  r = testing::http_as(c.token, gw, "GET", "/v1/sessions/" + c.session);
+  const Json details = data_of(r);
+  EXPECT_EQ(details["lifecycle_state"], "ready");
+  EXPECT_TRUE(details["started_at"].is_null());
+  EXPECT_EQ(details["environment"]["ready"], true);
+  EXPECT_TRUE(is_uuid(details["environment"]["environment_id"].get<std::string>()));
+
+  r = testing::http_as(c.token, gw, "GET", "/v1/sessions");
+  ASSERT_EQ(data_of(r)["sessions"].size(), 1u);
+  EXPECT_EQ(data_of(r)["sessions"][0]["session_id"], c.session);
+
+  // 3. Connect terminal: connecting starts the exam.
+  auto ws = terminal(c);
+  ASSERT_FALSE(ws->refused()) << ws->refused()->status << ws->refused()->body;
+  const auto running = until(*ws, [](const Json& j) { return j.value("type", "") == "status"; });
+  ASSERT_TRUE(running);
+  EXPECT_EQ((*running)["state"], "running");
+  EXPECT_GT((*running)["remaining_seconds"].get<int>(), 7100);
+
+  // 4. Work on exam: the setup script ran, the shell answers.
+  ws->send(R"({"type":"resize","cols":120,"rows":40})");
+  ws->send(R"({"type":"input","data":"cat ~/exam/README; echo cols=$(tput cols 2>/dev/null || stty size)\n"})");
+  EXPECT_TRUE(output_contains(*ws, "Welcome to your exam environment."));
+  ws->send(R"({"type":"input","data":"stty size\n"})");
+  EXPECT_TRUE(output_contains(*ws, "40 120"));
+  r = testing::http_as(c.token, gw, "GET", "/v1/sessions/" + c.session);
+  EXPECT_EQ(data_of(r)["lifecycle_state"], "running");
+  EXPECT_TRUE(data_of(r)["started_at"].is_string());
+
+  // 5. Terminate when done: the open terminal is told, then closed normally.
+  r = testing::http_as(c.token, gw, "POST", "/v1/sessions/" + c.session + "/terminate");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(data_of(r)["lifecycle_state"], "terminated");
+  EXPECT_EQ(data_of(r)["termination_reason"], "submitted");
+  EXPECT_EQ(data_of(r)["environment_released"], true);
+  const auto ended = until(*ws, [](const Json& j) { return j.value("type", "") == "termination"; });
+  ASSERT_TRUE(ended);
+  EXPECT_EQ((*ended)["reason"], "submitted");
+  EXPECT_EQ(ws->wait_closed(), 1000);
+
+  r = testing::http_as(c.token, gw, "POST", "/v1/sessions/" + c.session + "/terminate");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(code_of(r), "SESSION_ALREADY_TERMINATED");
+  r = testing::http_as(c.token, gw, "GET", "/v1/sessions/" + c.session + "/status");
+  EXPECT_EQ(data_of(r)["lifecycle_state"], "terminated");
+  EXPECT_EQ(data_of(r)["remaining_seconds"], 0);
+  // The terminal of an ended session: 4006.
+  EXPECT_EQ(terminal(c)->wait_closed(), 4006);
+}
+
+TEST_F(GatewayTest, AnotherUsersSessionAndAnUnknownOneLookTheSame) {
+  const Candidate a = candidate_with_session();
+  const Candidate b;
+  const std::string unknown = new_uuid();
+  const std::vector<std::pair<std::string, std::string>> endpoints{
+      {"GET", ""}, {"GET", "/status"}, {"POST", "/start"}, {"POST", "/terminate"}, {"POST", "/terminal-ticket"}};
+  for (const auto& [method, tail] : endpoints) {
+    const HttpResult foreign = testing::http_as(b.token, gw, method, "/v1/sessions/" + a.session + tail);
+    const HttpResult none = testing::http_as(b.token, gw, method, "/v1/sessions/" + unknown + tail);
+    EXPECT_EQ(foreign.status, 403) << method << tail;
+    EXPECT_EQ(foreign.body, none.body) << method << tail;
+    EXPECT_EQ(foreign.body, R"({"success":false,"error":{"code":"ACCESS_DENIED","message":"Access denied"}})");
+    auto headers = foreign.headers, other = none.headers;
+    headers.erase("date");
+    other.erase("date");
+    EXPECT_EQ(headers, other);
+    for (const auto& [k, v] : foreign.headers) {
+      EXPECT_EQ(v.find(a.session), std::string::npos);
+      EXPECT_EQ(v.find(a.user), std::string::npos);
+    }
+  }
+  for (const std::string tail : {"/terminal", "/status"}) {
+    auto foreign = WsClient::connect(gw, "/v1/sessions/" + a.session + tail, {{"Authorization", "Bearer " + b.token}});
+    auto none = WsClient::connect(gw, "/v1/sessions/" + unknown + tail, {{"Authorization", "Bearer " + b.token}});
+    std::string seen_foreign, seen_none;
+    while (auto m = foreign->receive(2s)) seen_foreign += *m;
+    while (auto m = none->receive(2s)) seen_none += *m;
+    EXPECT_EQ(foreign->wait_closed(), 4003) << tail;
+    EXPECT_EQ(none->wait_closed(), 4003) << tail;
+    EXPECT_EQ(foreign->close_reason(), none->close_reason());
+    EXPECT_EQ(seen_foreign, seen_none);
+    EXPECT_EQ(seen_foreign.find(a.session), std::string::npos);
+  }
+  // A's session is untouched by all of it.
+  EXPECT_EQ(state_of(a), "ready");
+}
+
+TEST_F(GatewayTest, MissingMalformedExpiredAndForgedTokensAreRefusedAlike) {
+  const Candidate a = candidate_with_session();
+  const std::string path = "/v1/sessions/" + a.session + "/status";
+  // alg "none", and a token signed with another secret.
+  const std::string none_token = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiIiLCJleHAiOjQxMDI0NDQ4MDB9.";
+  SystemClock clock;
+  identity::TokenPolicy attacker;
+  attacker.algorithms = {"HS256"};
+  attacker.hs256_secret = "an-attackers-guess";
+  const std::string forged =
+      identity::TokenIssuer(attacker, std::chrono::hours(1), std::chrono::hours(1), clock).issue(a.user, {}).token;
+  // Signed right, but it expired an hour ago.
+  ManualClock past(clock.now() - std::chrono::hours(2));
+  identity::TokenPolicy platform_policy;
+  platform_policy.algorithms = {"HS256"};
+  platform_policy.hs256_secret = platform->env().at("EXAMISO_IDENTITY_HS256_SECRET");
+  const std::string expired =
+      identity::TokenIssuer(platform_policy, std::chrono::hours(1), std::chrono::hours(1), past).issue(a.user, {}).token;
+  std::set<std::string> bodies;
+  for (const testing::Headers& h : std::vector<testing::Headers>{
+           {},
+           {{"Authorization", "Bearer"}},
+           {{"Authorization", "Basic dXNlcjpwYXNz"}},
+           {{"Authorization", "Bearer not.a.jwt"}},
+           {{"Authorization", "Bearer " + none_token}},
+           {{"Authorization", "Bearer " + forged}},
+           {{"Authorization", "Bearer " + expired}},
+       }) {
+    const HttpResult r = testing::http(gw, "GET", path, "", h);
+    EXPECT_EQ(r.status, 401) << (h.empty() ? "" : h[0].second);
+    EXPECT_EQ(r.headers.at("www-authenticate"), "Bearer");
+    bodies.insert(Json::parse(r.body)["error"]["code"].get<std::string>());
+    auto ws = WsClient::connect(gw, "/v1/sessions/" + a.session + "/terminal", h);
+    EXPECT_EQ(ws->wait_closed(), 4001);
+  }
+  EXPECT_EQ(bodies, std::set<std::string>{"UNAUTHENTICATED"});
+  EXPECT_EQ(state_of(a), "ready");  // nobody started it
+}
+
+TEST_F(GatewayTest, BrowsersUseSingleUseTicketsBoundToUserAndSession) {
+  const Candidate a = candidate_with_session();
+  const Candidate b = candidate_with_session();
+  const auto ticket = [](const Candidate& c) {
+    const HttpResult r = testing::http_as(c.token, gw, "POST", "/v1/sessions/" + c.session + "/terminal-ticket");
+    EXPECT_EQ(r.status, 200) << r.body;
+    return data_of(r)["ticket"].get<std::string>();
+  };
+  const testing::Headers browser{{"Origin", kOrigin}};
+  // Bound to the session: A's ticket opens nothing of B's.
+  const std::string t1 = ticket(a);
+  EXPECT_EQ(WsClient::connect(gw, "/v1/sessions/" + b.session + "/terminal?ticket=" + t1, browser)->wait_closed(),
+            4001);
+  EXPECT_EQ(state_of(b), "ready");
+  // Single use: that attempt spent it.
+  EXPECT_EQ(WsClient::connect(gw, "/v1/sessions/" + a.session + "/terminal?ticket=" + t1, browser)->wait_closed(),
+            4001);
+  // A fresh one works, once.
+  const std::string t2 = ticket(a);
+  auto ws = WsClient::connect(gw, "/v1/sessions/" + a.session + "/terminal?ticket=" + t2, browser);
+  ASSERT_FALSE(ws->refused());
+  ws->send(R"({"type":"input","data":"echo ticket-$((6*7))\n"})");
+  EXPECT_TRUE(output_contains(*ws, "ticket-42"));
+  EXPECT_EQ(WsClient::connect(gw, "/v1/sessions/" + a.session + "/terminal?ticket=" + t2, browser)->wait_closed(),
+            4001);
+  EXPECT_EQ(WsClient::connect(gw, "/v1/sessions/" + a.session + "/terminal?ticket=garbage", browser)->wait_closed(),
+            4001);
+}
+
+TEST_F(GatewayTest, CrossSiteWebSocketHijackingFails) {
+  const Candidate a = candidate_with_session();
+  // A page on another site opens the candidate's terminal with the browser's
+  // credentials (here even a valid ticket and token): the upgrade is refused.
+  const HttpResult t = testing::http_as(a.token, gw, "POST", "/v1/sessions/" + a.session + "/terminal-ticket");
+  const std::string ticket = data_of(t)["ticket"];
+  for (const std::string evil : {"http://evil.example", "null", "http://exam.example.evil.example", "https://exam.example"}) {
+    auto ws = WsClient::connect(gw, "/v1/sessions/" + a.session + "/terminal?ticket=" + ticket,
+                                {{"Origin", evil}, {"Authorization", "Bearer " + a.token}});
+    ASSERT_TRUE(ws->refused()) << evil;
+    EXPECT_EQ(ws->refused()->status, 403);
+    EXPECT_EQ(code_of(*ws->refused()), "ACCESS_DENIED");
+    auto status = WsClient::connect(gw, "/v1/sessions/" + a.session + "/status", {{"Origin", evil}});
+    ASSERT_TRUE(status->refused());
+    EXPECT_EQ(status->refused()->status, 403);
+  }
+  EXPECT_EQ(state_of(a), "ready");
+  // The ticket was not spent by the refused attempts.
+  auto ws = WsClient::connect(gw, "/v1/sessions/" + a.session + "/terminal?ticket=" + ticket, {{"Origin", kOrigin}});
+  ASSERT_FALSE(ws->refused());
+  EXPECT_TRUE(until(*ws, [](const Json& j) { return j.value("type", "") == "status"; }));
+}
+
+TEST_F(GatewayTest, ATerminalBeforeTheSessionIsReadyClosesWith4005) {
+  Candidate c;
+  // A session that is not provisioned (an operator's, through gRPC).
+  auto lifecycle = v1::LifecycleService::NewStub(
+      grpc::CreateChannel(platform->address("lifecycle"), grpc::InsecureChannelCredentials()));
+  v1::CreateSessionRequest create;
+  create.set_user_id(c.user);
+  create.set_exam_id(kExam);
+  v1::Session session;
+  grpc::ClientContext context;
+  ASSERT_TRUE(lifecycle->CreateSession(&context, create, &session).ok());
+  c.session = session.session_id();
+  auto ws = terminal(c);
+  EXPECT_EQ(ws->wait_closed(), 4005);
+  EXPECT_EQ(state_of(c), "created");
+}
+
+TEST_F(GatewayTest, ReconnectingResumesTheSameShellWithItsRecentOutput) {
+  const Candidate c = candidate_with_session();
+  auto first = terminal(c);
+  first->send(R"({"type":"input","data":"export MARK=kept-$((40+2)); echo shell=$$ mark-one\n"})");
+  std::string seen;
+  ASSERT_TRUE(until(*first, [&](const Json&) { return seen.find("mark-one") != std::string::npos &&
+                                                       seen.rfind("shell=") != std::string::npos; },
+                    10s, &seen));
+  first->drop();
+  EXPECT_EQ(state_of(c), "running");  // a dropped connection does not end the session
+
+  auto second = terminal(c);
+  ASSERT_FALSE(second->refused());
+  EXPECT_TRUE(output_contains(*second, "mark-one"));  // replayed
+  second->send(R"({"type":"input","data":"echo again=$MARK\n"})");
+  EXPECT_TRUE(output_contains(*second, "again=kept-42"));  // the same shell
+}
+
+TEST_F(GatewayTest, AtTheDeadlineTheTerminalGetsTheTerminationAndClose1000) {
+  const Candidate c = candidate_with_session(kTwoSecondExam);
+  auto ws = terminal(c);
+  auto status = WsClient::connect(gw, "/v1/sessions/" + c.session + "/status",
+                                  {{"Authorization", "Bearer " + c.token}});
+  const auto first = until(*ws, [](const Json& j) { return j.value("type", "") == "status"; });
+  ASSERT_TRUE(first);
+  EXPECT_LE((*first)["remaining_seconds"].get<int>(), 2);
+  const auto end = until(*ws, [](const Json& j) { return j.value("type", "") == "termination"; }, 10s);
+  ASSERT_TRUE(end);
+  EXPECT_EQ((*end)["reason"], "time_expired");
+  EXPECT_EQ((*end)["message"], "Your exam time has expired");
+  EXPECT_EQ(ws->wait_closed(), 1000);
+  // The status stream saw it too, and ended.
+  const auto last = until(*status, [](const Json& j) {
+    return j.value("type", "") == "status_update" && j["data"]["lifecycle_state"] == "terminated";
+  });
+  ASSERT_TRUE(last);
+  EXPECT_EQ((*last)["data"]["termination_reason"], "time_expired");
+  EXPECT_EQ((*last)["data"]["remaining_seconds"], 0);
+  EXPECT_EQ(status->wait_closed(), 1000);
+}
+
+TEST_F(GatewayTest, TerminatingThroughAnotherReplicaEndsTheTerminal) {
+  const std::string other = platform->start_replica("gateway");
+  const Candidate c = candidate_with_session();
+  auto ws = terminal(c);
+  ASSERT_TRUE(until(*ws, [](const Json& j) { return j.value("type", "") == "status"; }));
+  const HttpResult r = testing::http_as(c.token, other, "POST", "/v1/sessions/" + c.session + "/terminate");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const auto end = until(*ws, [](const Json& j) { return j.value("type", "") == "termination"; });
+  ASSERT_TRUE(end);
+  EXPECT_EQ((*end)["reason"], "submitted");
+  EXPECT_EQ(ws->wait_closed(), 1000);
+}
+
+TEST_F(GatewayTest, TheStatusStreamPushesChangesAndTheTimeAtLeastEvery5s) {
+  Candidate c;
+  const HttpResult r = testing::http_as(c.token, gw, "POST", "/v1/sessions", Json{{"exam_id", kExam}}.dump());
+  c.session = data_of(r)["session_id"];
+  auto ws = WsClient::connect(gw, "/v1/sessions/" + c.session + "/status", {{"Authorization", "Bearer " + c.token}});
+  std::set<std::string> states;
+  ASSERT_TRUE(until(*ws, [&](const Json& j) {
+    EXPECT_EQ(j["type"], "status_update");
+    states.insert(j["data"]["lifecycle_state"].get<std::string>());
+    return j["data"]["lifecycle_state"] == "ready";
+  }));
+  EXPECT_TRUE(states.count("ready"));
+  // Nothing changes now; the time still comes, at least every 5 s.
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 2; ++i) {
+    const auto m = ws->receive(5500ms);
+    ASSERT_TRUE(m) << "no status within 5 s";
+    EXPECT_EQ(Json::parse(*m)["data"]["remaining_seconds"], 7200);
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 11s);
+}
+
+TEST_F(GatewayTest, BadInputGetsAClearError) {
+  Candidate c;
+  const auto post = [&](const std::string& body) { return testing::http_as(c.token, gw, "POST", "/v1/sessions", body); };
+  HttpResult r = post("{not json");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(code_of(r), "INVALID_JSON");
+  r = post("[1,2]");
+  EXPECT_EQ(code_of(r), "INVALID_JSON");
+  r = post(R"({"exam_id": 42})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(code_of(r), "INVALID_EXAM_ID");
+  r = post(R"({"exam_id": "not-a-uuid"})");
+  EXPECT_EQ(code_of(r), "INVALID_EXAM_ID");
+  r = post(R"({"exam_id": ")" + new_uuid() + R"("})");  // not in the catalog
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(code_of(r), "INVALID_EXAM_ID");
+  r = post("{\"exam_id\": \"\xff\xfe\"}");
+  EXPECT_EQ(r.status, 400);
+  // Nothing was half-written: the user has no session.
+  r = testing::http_as(c.token, gw, "GET", "/v1/sessions");
+  EXPECT_EQ(data_of(r)["sessions"].size(), 0u);
+
+  r = testing::http_as(c.token, gw, "POST", "/v1/sessions", std::string(70000, ' '));
+  EXPECT_EQ(r.status, 413);
+  EXPECT_EQ(code_of(r), "PAYLOAD_TOO_LARGE");
+  r = testing::http(gw, "GET", "/healthz", "", {{"X-Padding", std::string(9000, 'a')}});
+  EXPECT_EQ(r.status, 431);
+  EXPECT_EQ(code_of(r), "HEADERS_TOO_LARGE");
+  r = testing::http(gw, "DELETE", "/v1/sessions");
+  EXPECT_EQ(r.status, 405);
+  EXPECT_EQ(r.headers.at("allow"), "POST, GET");
+  r = testing::http(gw, "GET", "/v1/nothing-here");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(code_of(r), "NOT_FOUND");
+  r = testing::http(gw, "POST", "/v1/dev/token", R"({"user_id": ")" + c.user + R"("})");
+  EXPECT_EQ(r.status, 400);  // nobody mints a token for someone else
+  r = testing::http(gw, "POST", "/v1/dev/token", "");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_NE(data_of(r)["user_id"], c.user);
+}
+
+TEST_F(GatewayTest, FuzzedAndMalformedRequestsGetA4xxAndNeverHurtTheServer) {
+  const Candidate a = candidate_with_session();
+  const std::string auth = "Authorization: Bearer " + a.token + "\r\n";
+  const std::vector<std::string> attacks{
+      "GARBAGE\r\n\r\n",
+      "GET\r\n\r\n",
+      "GET / HTTP/9.9\r\n\r\n",
+      "GET /v1/sessions HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+      "POST /v1/sessions HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nContent-Length: 20\r\n\r\n0123456789",
+      "POST /v1/sessions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+      "GET /v1/sessions/\xff\xfe/status HTTP/1.1\r\nHost: x\r\n" + auth + "\r\n",
+      "GET /v1/sessions/../../etc/passwd HTTP/1.1\r\nHost: x\r\n" + auth + "\r\n",
+      "GET /v1/sessions/..%2F..%2Fetc%2Fpasswd/status HTTP/1.1\r\nHost: x\r\n" + auth + "\r\n",
+      "GET /v1/sessions/" + a.session + "%2Fstatus HTTP/1.1\r\nHost: x\r\n" + auth + "\r\n",
+      "GET /v1/sessions/" + a.session + "/status/../../" + a.session + " HTTP/1.1\r\nHost: x\r\n" + auth + "\r\n",
+      "GET /v1/sessions/" + std::string(4000, 'a') + "/status HTTP/1.1\r\nHost: x\r\n" + auth + "\r\n",
+      "GET /v1/sessions/" + a.session + "%00/status HTTP/1.1\r\nHost: x\r\n" + auth + "\r\n",
+      "GET http://evil.example/v1/sessions HTTP/1.1\r\nHost: x\r\n" + auth + "\r\n",
+      "GET *  HTTP/1.1\r\nHost: x\r\n\r\n",
+      "BREW /v1/sessions HTTP/1.1\r\nHost: x\r\n\r\n",
+      "GET /v1/sessions HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n",
+      "GET /v1/sessions HTTP/1.1\r\nHost: x\r\n" + std::string(200, 'X') + ": \x01\x02\r\n\r\n",
+      "GET /../../../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n",
+      "GET /%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n",
+      "GET /v1/sessions/" + a.session + "/terminal HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+          "Sec-WebSocket-Version: 99\r\n" + auth + "\r\n",
+  };
+  for (const std::string& attack : attacks) {
+    const auto r = testing::raw_exchange(gw, attack, 5s, true);
+    EXPECT_FALSE(r.timed_out) << attack;
+    if (r.received.empty()) continue;  // the connection was cut without an answer: fine
+    ASSERT_GE(r.received.size(), 12u) << attack;
+    const int status = std::stoi(r.received.substr(9, 3));
+    EXPECT_TRUE(status >= 400 && status < 500) << attack << "\n-> " << r.received.substr(0, 300);
+    EXPECT_EQ(r.received.find("root:"), std::string::npos);  // no /etc/passwd
+    EXPECT_EQ(r.received.find(a.user), std::string::npos) << attack;
+  }
+  // A sloppy query string is no reason to refuse the owner.
+  EXPECT_EQ(testing::raw_exchange(gw, "GET /v1/sessions/" + a.session + "/status?x=%zz&&=& HTTP/1.1\r\nHost: x\r\n" +
+                                          auth + "\r\n", 5s, true)
+                .received.substr(0, 12),
+            "HTTP/1.1 200");
+  // Random mutations of a valid request.
+  const std::string valid = "GET /v1/sessions/" + a.session + "/status HTTP/1.1\r\nHost: x\r\n" + auth + "\r\n";
+  std::mt19937 rng(20261128);
+  for (int i = 0; i < 300; ++i) {
+    std::string m = valid;
+    for (int k = 0, n = 1 + static_cast<int>(rng() % 8); k < n; ++k) {
+      const size_t at = rng() % m.size();
+      switch (rng() % 3) {
+        case 0: m[at] = static_cast<char>(rng() % 256); break;
+        case 1: m.erase(at, 1 + rng() % 4); break;
+        default: m.insert(at, std::string(1 + rng() % 3, static_cast<char>(rng() % 256)));
+      }
+    }
+    const auto r = testing::raw_exchange(gw, m, 3s, true);
+    if (r.received.size() >= 12) {
+      const int status = std::stoi(r.received.substr(9, 3));
+      EXPECT_TRUE(status < 500) << ::testing::PrintToString(m) << "\n-> " << r.received.substr(0, 300);
+      if (status == 200) {
+        EXPECT_NE(r.received.find(a.session), std::string::npos);
+      }
+    }
+  }
+  EXPECT_EQ(testing::http(gw, "GET", "/healthz").status, 200);
+  EXPECT_TRUE(platform->daemon("gateway").running());
+  EXPECT_EQ(state_of(a), "ready");
+}
+
+TEST_F(GatewayTest, SlowAndIdleClientsAreCutOff) {
+  const std::string other = platform->start_replica(
+      "gateway", {{"EXAMISO_GATEWAY_REQUEST_TIMEOUT_SECONDS", "1"}, {"EXAMISO_GATEWAY_IDLE_TIMEOUT_SECONDS", "1"}});
+  // Slowloris: a header that never ends.
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = testing::raw_exchange(other, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: a", 5s);
+  EXPECT_TRUE(r.closed);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
+  // A body that never comes.
+  t0 = std::chrono::steady_clock::now();
+  r = testing::raw_exchange(other, "POST /v1/sessions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{", 5s);
+  EXPECT_TRUE(r.closed);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
+  // A kept-alive connection that stays idle.
+  t0 = std::chrono::steady_clock::now();
+  r = testing::raw_exchange(other, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 5s);
+  EXPECT_TRUE(r.closed);
+  EXPECT_EQ(r.received.substr(0, 12), "HTTP/1.1 200");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
+}
+
+TEST_F(GatewayTest, RateLimitsAnswer429) {
+  const std::string other = platform->start_replica(
+      "gateway", {{"EXAMISO_GATEWAY_RATE_LIMIT_IP_PER_SECOND", "5"}, {"EXAMISO_GATEWAY_RATE_LIMIT_IP_BURST", "10"}});
+  int limited = 0;
+  for (int i = 0; i < 30; ++i) {
+    const HttpResult r = testing::http(other, "GET", "/healthz");
+    if (r.status == 429) {
+      ++limited;
+      EXPECT_EQ(code_of(r), "RATE_LIMITED");
+      EXPECT_EQ(r.headers.at("retry-after"), "1");
+    }
+  }
+  EXPECT_GE(limited, 15);
+  const std::string users = platform->start_replica(
+      "gateway", {{"EXAMISO_GATEWAY_RATE_LIMIT_USER_PER_SECOND", "2"}, {"EXAMISO_GATEWAY_RATE_LIMIT_USER_BURST", "3"}});
+  const Candidate c;
+  limited = 0;
+  for (int i = 0; i < 10; ++i) limited += testing::http_as(c.token, users, "GET", "/v1/sessions").status == 429;
+  EXPECT_GE(limited, 5);
+  const Candidate d;  // another user is not limited by c's requests
+  EXPECT_EQ(testing::http_as(d.token, users, "GET", "/v1/sessions").status, 200);
+}
+
+TEST_F(GatewayTest, AClientThatStopsReadingCannotMakeTheGatewayBuffer) {
+  const Candidate c = candidate_with_session();
+  const auto rss_kb = [] {
+    std::ifstream in("/proc/" + std::to_string(platform->daemon("gateway").pid()) + "/status");
+    std::string line;
+    while (std::getline(in, line))
+      if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+    return 0L;
+  };
+  auto ws = terminal(c);
+  ASSERT_TRUE(until(*ws, [](const Json& j) { return j.value("type", "") == "status"; }));
+  const long before = rss_kb();
+  ws->pause_reading();
+  ws->send(R"({"type":"input","data":"yes 0123456789012345678901234567890123456789\n"})");
+  std::this_thread::sleep_for(6s);
+  const long after = rss_kb();
+  EXPECT_LT(after - before, 32 * 1024) << "gateway grew from " << before << " kB to " << after << " kB";
+  ws->drop();
+  // Another candidate is served meanwhile, and after.
+  EXPECT_EQ(testing::http(gw, "GET", "/healthz").status, 200);
+}
+
+TEST_F(GatewayTest, OversizedAndMalformedTerminalMessages) {
+  const Candidate c = candidate_with_session();
+  auto ws = terminal(c);
+  ws->send("not json");
+  const auto error = until(*ws, [](const Json& j) { return j.value("type", "") == "error"; });
+  ASSERT_TRUE(error);
+  EXPECT_EQ((*error)["data"]["code"], "INVALID_ARGUMENT");
+  ws->send(R"({"type":"input","data":"echo still-here\n"})");
+  EXPECT_TRUE(output_contains(*ws, "still-here"));
+  // Beyond the message limit (64 KiB): closed with 1009, the session lives on.
+  ws->send(Json{{"type", "input"}, {"data", std::string(70000, 'x')}}.dump());
+  EXPECT_EQ(ws->wait_closed(), 1009);
+  EXPECT_EQ(state_of(c), "running");
+}
+
+TEST_F(GatewayTest, HealthReadinessAndMetrics) {
+  EXPECT_EQ(testing::http(gw, "GET", "/healthz").status, 200);
+  const HttpResult ready = testing::http(gw, "GET", "/readyz");
+  EXPECT_EQ(ready.status, 200);
+  for (const char* s : {"identity", "lifecycle", "environment", "access"})
+    EXPECT_EQ(data_of(ready)["services"][s], "serving") << s;
+  const Candidate c = candidate_with_session();
+  auto ws = terminal(c);
+  ws->send(R"({"type":"input","data":"echo metered\n"})");
+  ASSERT_TRUE(output_contains(*ws, "metered"));
+  const HttpResult m = testing::http(gw, "GET", "/metrics");
+  EXPECT_EQ(m.status, 200);
+  EXPECT_EQ(m.headers.at("content-type"), "text/plain; version=0.0.4");
+  for (const char* needle :
+       {"examiso_http_requests_total{route=\"/v1/sessions/{id}/status\",code=\"200\"}",
+        "examiso_http_request_duration_seconds_bucket{route=\"/v1/sessions\",le=\"0.005\"}",
+        "examiso_websockets_open{kind=\"terminal\"} ", "examiso_terminal_bytes_total{direction=\"to_client\"} ",
+        "examiso_terminal_bytes_total{direction=\"from_client\"} "})
+    EXPECT_NE(m.body.find(needle), std::string::npos) << needle << "\n" << m.body.substr(0, 3000);
+  // No session or user id ever becomes a label.
+  EXPECT_EQ(m.body.find(c.session), std::string::npos);
+}
+
+TEST_F(GatewayTest, TheOpenApiDocumentListsExactlyTheRoutesServed) {
+  const YAML::Node doc = YAML::LoadFile(std::string(EXAMISO_SOURCE_DIR) + "/gateway/openapi.yaml");
+  EXPECT_EQ(doc["openapi"].as<std::string>().substr(0, 2), "3.");
+  std::set<std::pair<std::string, std::string>> documented, served;
+  for (const auto& path : doc["paths"]) {
+    for (const auto& op : path.second) {
+      std::string method = op.first.as<std::string>();
+      if (!std::set<std::string>{"get", "post", "put", "patch", "delete", "head", "options"}.count(method)) continue;
+      for (auto& ch : method) ch = static_cast<char>(std::toupper(ch));
+      documented.emplace(method, path.first.as<std::string>());
+      EXPECT_TRUE(op.second["responses"]) << method << " " << path.first.as<std::string>();
+    }
+  }
+  for (const auto& r : gateway::Api::routes()) served.emplace(r.method, r.path);
+  EXPECT_EQ(documented, served);
+  // And the server really answers each one (not 404/405).
+  const Candidate c;
+  for (const auto& [method, path] : served) {
+    std::string target = path;
+    if (auto at = target.find("{id}"); at != std::string::npos) target.replace(at, 4, new_uuid());
+    const HttpResult r = testing::http_as(c.token, gw, method, target);
+    EXPECT_NE(r.status, 404) << method << " " << path;
+    EXPECT_NE(r.status, 405) << method << " " << path;
+  }
+}
+
+TEST_F(GatewayTest, TlsServesHttpsWhenConfigured) {
+  testing::TempDir dir;
+  const auto made = testing::run({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                                  "/CN=localhost", "-keyout", dir.path() + "/key.pem", "-out", dir.path() + "/cert.pem"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  const std::string port = std::to_string(testing::free_port());
+  testing::Env env = platform->env();
+  env["EXAMISO_GATEWAY_LISTEN"] = "127.0.0.1:" + port;
+  env["EXAMISO_GATEWAY_TLS_CERT_FILE"] = dir.path() + "/cert.pem";
+  env["EXAMISO_GATEWAY_TLS_KEY_FILE"] = dir.path() + "/key.pem";
+  testing::Daemon tls({"examiso-gateway"}, env);
+  testing::CommandResult r;
+  ASSERT_TRUE(testing::eventually(
+      [&] {
+        r = testing::run({"openssl", "s_client", "-quiet", "-connect", "127.0.0.1:" + port}, {}, 5s,
+                         "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        return r.out.find("HTTP/1.1 200") != std::string::npos;
+      },
+      10s, 200ms))
+      << r.out << r.err << tls.log();
+  // Plain HTTP on the TLS port gets nothing useful.
+  const auto plain = testing::raw_exchange("127.0.0.1:" + port, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 3s);
+  EXPECT_EQ(plain.received.find("HTTP/1.1 200"), std::string::npos);
+}
+
+// Last: it stops a service.
+TEST_F(GatewayTest, ADownServiceIs503AtOnceAndRecovers) {
+  const Candidate c = candidate_with_session();
+  platform->stop("lifecycle");
+  const auto t0 = std::chrono::steady_clock::now();
+  HttpResult r = testing::http_as(c.token, gw, "GET", "/v1/sessions/" + c.session + "/status");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(code_of(r), "BACKEND_UNAVAILABLE");
+  EXPECT_EQ(r.body.find("127.0.0.1"), std::string::npos);  // no internal detail
+  r = testing::http(gw, "GET", "/readyz");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(Json::parse(r.body)["error"]["services"]["lifecycle"], "unavailable");
+  auto ws = terminal(c);
+  EXPECT_EQ(ws->wait_closed(), 1013);
+
+  platform->start("lifecycle");
+  EXPECT_TRUE(testing::eventually([&] { return state_of(c) == "ready"; }, 10s));
+  EXPECT_EQ(testing::http(gw, "GET", "/readyz").status, 200);
+}
+
+}  // namespace
+}  // namespace examiso
