@@ -1,5 +1,8 @@
 #include "common/json.h"
 
+#include <array>
+#include <cstring>
+
 #include <algorithm>
 
 #include "common/errors.h"
@@ -63,10 +66,52 @@ Json parse_json(std::string_view text, std::string_view what) {
 
 namespace examiso {
 
+void append_json_string(std::string& out, std::string_view text) {
+  // How each byte is written: 0 as it is, 'u' as \u00XX, else a backslash and it.
+  static constexpr auto kEscape = [] {
+    std::array<char, 256> t{};
+    for (int c = 0; c < 0x20; ++c) t[c] = 'u';
+    t['"'] = '"', t['\\'] = '\\', t['\n'] = 'n', t['\r'] = 'r', t['\t'] = 't', t['\b'] = 'b', t['\f'] = 'f';
+    return t;
+  }();
+  static constexpr char kHex[] = "0123456789abcdef";
+  // One pass to size, one to write: no reallocation, no per-escape append.
+  size_t extra = 0;
+  for (const char ch : text) {
+    const char e = kEscape[static_cast<unsigned char>(ch)];
+    extra += e == 0 ? 0 : e == 'u' ? 5 : 1;
+  }
+  const size_t start = out.size();
+  out.resize(start + text.size() + extra + 2);
+  char* p = out.data() + start;
+  *p++ = '"';
+  for (const char ch : text) {
+    const unsigned char c = static_cast<unsigned char>(ch);
+    const char e = kEscape[c];
+    if (e == 0) {
+      *p++ = ch;
+    } else if (e == 'u') {
+      *p++ = '\\', *p++ = 'u', *p++ = '0', *p++ = '0', *p++ = kHex[c >> 4], *p++ = kHex[c & 0xf];
+    } else {
+      *p++ = '\\', *p++ = e;
+    }
+  }
+  *p = '"';
+}
+
 bool is_valid_utf8(std::string_view text) {
   size_t i = 0;
   const auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
   while (i < text.size()) {
+    // ASCII, eight bytes at a time.
+    if (i + 8 <= text.size()) {
+      uint64_t word;
+      std::memcpy(&word, text.data() + i, 8);
+      if ((word & 0x8080808080808080ULL) == 0) {
+        i += 8;
+        continue;
+      }
+    }
     const unsigned char c = byte(i);
     size_t len;
     uint32_t cp;

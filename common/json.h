@@ -22,4 +22,8 @@ namespace examiso {
 
 bool is_valid_utf8(std::string_view text);
 
+// Appends `text` (valid UTF-8) as a quoted JSON string: the fast path for
+// large strings (terminal output) that nlohmann's serializer walks slowly.
+void append_json_string(std::string& out, std::string_view text);
+
 }  // namespace examiso

@@ -210,7 +210,11 @@ class TerminalBridge final : public WsHandler, public std::enable_shared_from_th
         peer = b_.peer_;
       }
       if (!peer) return;
-      if (!text.empty()) peer->send(compact_json(Json{{"type", "output"}, {"data", text}}));
+      if (!text.empty()) {
+        std::string frame = R"({"type":"output","data":)";
+        append_json_string(frame, text);
+        peer->send(std::move(frame += '}'));
+      }
       // Backpressure: a client that stops reading stops the terminal.
       std::lock_guard lock(mutex_);
       if (peer->queued_bytes() > kHighWater) {

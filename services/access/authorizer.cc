@@ -24,6 +24,59 @@ std::string loggable(std::string_view v) {
 
 std::string_view name(AccessType t) { return kTypes[static_cast<size_t>(t)]; }
 
+LogWriter::LogWriter(PgPool& pool) : pool_(pool), thread_([this] { run(); }) {}
+
+LogWriter::~LogWriter() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  changed_.notify_all();
+  thread_.join();
+}
+
+void LogWriter::write(std::vector<Param> row) {
+  std::unique_lock lock(mutex_);
+  if (stopping_) throw Error("BACKEND_UNAVAILABLE", "the access log is closing");
+  const std::shared_ptr<Batch> batch = open_;
+  batch->rows.push_back(std::move(row));
+  changed_.notify_all();
+  changed_.wait(lock, [&] { return batch->done; });
+  if (batch->error) std::rethrow_exception(batch->error);
+}
+
+void LogWriter::run() {
+  constexpr size_t kColumns = 7;
+  for (;;) {
+    std::shared_ptr<Batch> batch;
+    {
+      std::unique_lock lock(mutex_);
+      changed_.wait(lock, [&] { return stopping_ || !open_->rows.empty(); });
+      if (open_->rows.empty()) return;  // stopping, nothing left
+      batch = std::exchange(open_, std::make_shared<Batch>());
+    }
+    try {
+      std::string sql =
+          "INSERT INTO access_log (at, session_id, user_id, access_type, granted, denial_reason, client_ip) VALUES ";
+      std::vector<Param> params;
+      for (size_t r = 0; r < batch->rows.size(); ++r) {
+        sql += r ? ", (" : "(";
+        for (size_t c = 0; c < kColumns; ++c)
+          sql += (c ? ", $" : "$") + std::to_string(r * kColumns + c + 1);
+        sql += ")";
+        for (auto& p : batch->rows[r]) params.push_back(std::move(p));
+      }
+      auto conn = pool_.acquire();
+      conn->exec(sql, params);
+    } catch (...) {
+      batch->error = std::current_exception();
+    }
+    std::lock_guard lock(mutex_);
+    batch->done = true;
+    changed_.notify_all();
+  }
+}
+
 Decision Authorizer::authorize(const AccessRequest& request) {
   const auto session_id = canonical_uuid(request.session_id);
   const auto user_id = canonical_uuid(request.user_id);
@@ -47,14 +100,10 @@ Decision Authorizer::authorize(const AccessRequest& request) {
     d.state = facts->state;
   }
 
-  static const std::string sql =
-      "INSERT INTO access_log (at, session_id, user_id, access_type, granted, denial_reason, client_ip)"
-      " VALUES ($1, $2, $3, $4, $5, $6, $7)";
-  auto conn = pool_.acquire();
-  conn->exec_prepared(sql, {sql_time(clock_.now()), loggable(request.session_id), loggable(request.user_id),
-                            name(request.type), d.granted,
-                            d.denial_reason.empty() ? std::nullopt : std::optional(d.denial_reason),
-                            loggable(request.client_ip)});
+  writer_.write({sql_time(clock_.now()), loggable(request.session_id), loggable(request.user_id),
+                 std::string(name(request.type)), d.granted,
+                 d.denial_reason.empty() ? std::nullopt : std::optional(d.denial_reason),
+                 loggable(request.client_ip)});
   if (!d.granted)
     log::info("access_denied", {{"session_id", loggable(request.session_id)},
                                 {"user_id", loggable(request.user_id)},

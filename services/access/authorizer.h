@@ -2,8 +2,13 @@
 // Who may reach a session: its owner, in a state that allows the access.
 // Every decision is logged; every denial looks the same to the caller and
 // costs the same work (one session lookup, one log row), whatever its cause.
+#include <condition_variable>
+#include <exception>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/clock.h"
@@ -54,10 +59,38 @@ struct LogEntry {
   TimePoint at;
 };
 
+// The access log's writer: group commit. A decision waits until its row is
+// written, together with every row that arrived while the previous batch was
+// being written (one INSERT per batch instead of one per decision).
+class LogWriter final {
+ public:
+  explicit LogWriter(PgPool& pool);
+  ~LogWriter();
+
+  // Blocks until `row` (the access_log columns after `id`) is written; throws
+  // BACKEND_UNAVAILABLE when it cannot be.
+  void write(std::vector<Param> row);
+
+ private:
+  struct Batch {
+    std::vector<std::vector<Param>> rows;
+    bool done = false;
+    std::exception_ptr error;
+  };
+  void run();
+
+  PgPool& pool_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::shared_ptr<Batch> open_ = std::make_shared<Batch>();
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
 class Authorizer final {
  public:
   Authorizer(PgPool& pool, SessionLookup& sessions, const Clock& clock)
-      : pool_(pool), sessions_(sessions), clock_(clock) {}
+      : pool_(pool), sessions_(sessions), clock_(clock), writer_(pool) {}
 
   // The decision, logged. Throws BACKEND_UNAVAILABLE when it cannot look the
   // session up or write the log (failing closed).
@@ -69,6 +102,7 @@ class Authorizer final {
   PgPool& pool_;
   SessionLookup& sessions_;
   const Clock& clock_;
+  LogWriter writer_;
 };
 
 }  // namespace access

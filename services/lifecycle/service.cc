@@ -168,7 +168,7 @@ grpc::Status LifecycleService::WatchSession(grpc::ServerContext* context, const 
     int64_t sent_version = session.version;
     // A terminal session changes no more: its last status ends the stream.
     while (!is_terminal(session.state) && !context->IsCancelled()) {
-      if (subscription->wait_for(std::chrono::milliseconds(100))) {
+      if (subscription->wait_for(std::chrono::milliseconds(500))) {
         session = store_.get(id);
         if (session.version == sent_version) continue;
       } else if (std::chrono::steady_clock::now() - last_sent < heartbeat_) {

@@ -56,6 +56,17 @@ TEST(Utf8, AcceptsValidAndRejectsInvalid) {
   EXPECT_FALSE(is_valid_utf8("\xf4\x90\x80\x80"));  // past U+10FFFF
 }
 
+TEST(JsonString, EscapesLikeTheJsonLibrary) {
+  std::string all;
+  for (int c = 1; c < 128; ++c) all += static_cast<char>(c);
+  for (const std::string& text : {std::string(), all, std::string("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80 \"q\" \\ \x1b[0m")}) {
+    std::string out = "x";
+    append_json_string(out, text);
+    EXPECT_EQ(out, "x" + Json(text).dump()) << text;
+    EXPECT_EQ(Json::parse(out.substr(1)).get<std::string>(), text);
+  }
+}
+
 TEST(Uuid, GeneratesDistinctVersion4Ids) {
   std::set<std::string> seen;
   for (int i = 0; i < 1000; ++i) {
