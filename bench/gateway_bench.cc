@@ -4,7 +4,8 @@
 //   GET /v1/sessions/{id}/status with wrk, 64 connections: >= 5,000 req/s, p99 < 20 ms
 //   terminal echo p99 and output throughput against a Node.js ws + node-pty
 //   bridge (bench/terminal/peer.js), side by side: lower p99, >= 1.5x throughput
-//   500 terminals open at once, echo p99 < 10 ms; memory per open terminal
+//   500 terminals open at once, echo p99 < 10 ms (50 of them typing, then all), with the
+//   peer under the same load; memory per open terminal
 // Needs wrk (apt) and `npm ci` in bench/terminal (./scripts/dev bench does both).
 #include <barrier>
 #include <cstdio>
@@ -181,11 +182,27 @@ class Bench {
       gateway_during_ = rss_kb(gateway);
       available_during_ = mem_available_kb();
     });
-    const Json r = load({"hold", file, "20"}, {{"HOLD_FILE", hold}, {"HOLD_MS", "1500"}});
+    const Json some = load({"hold", file, "40"}, {{"HOLD_FILE", hold}, {"HOLD_MS", "1500"}, {"TYPING", "50"}});
     measure.join();
-    std::printf("%lld terminals open at once (%lld failed), %lld keystrokes: echo p50 %.2f ms, p99 %.2f ms (target < 10)\n",
-                r["open"].get<long long>(), r["failed"].get<long long>(), r["keystrokes"].get<long long>(),
-                r["p50_ms"].get<double>(), r["p99_ms"].get<double>());
+    const Json all = load({"hold", file, "20"});
+    // The Node.js peer, the same load.
+    const int port = testing::free_port();
+    testing::Daemon peer({"node", kTerminalDir + "/peer.js", std::to_string(port)}, {});
+    std::this_thread::sleep_for(1s);
+    const std::string peers =
+        targets_file(std::vector<Json>(n, Json{{"url", "ws://127.0.0.1:" + std::to_string(port) + "/"}}));
+    const Json peer_some = load({"hold", peers, "40"}, {{"TYPING", "50"}});
+    const Json peer_all = load({"hold", peers, "20"});
+    const auto line = [](const char* who, const Json& r) {
+      std::printf("  %-8s %lld open (%lld failed), %lld typing: echo p50 %.2f ms, p99 %.2f ms\n", who,
+                  r["open"].get<long long>(), r["failed"].get<long long>(), r["typing"].get<long long>(),
+                  r["p50_ms"].get<double>(), r["p99_ms"].get<double>());
+    };
+    std::printf("%zu terminals open at once (target: echo p99 < 10 ms):\n", n);
+    line("examiso", some);
+    line("peer", peer_some);
+    line("examiso", all);
+    line("peer", peer_all);
     std::printf("memory per open terminal: gateway %.1f KiB; whole machine (gateway, services, shells) %.1f KiB\n",
                 double(gateway_during_ - gateway_before) / double(n),
                 double(available_before - available_during_) / double(n));

@@ -1,7 +1,7 @@
 // Terminal load over WebSocket, the same for examiso and the Node.js peer.
 //   node load.js echo <targets.json> <keystrokes>   keystroke echo latency, one terminal
 //   node load.js throughput <targets.json> <bytes>  output throughput, one terminal
-//   node load.js hold <targets.json> <keystrokes>   every target open at once, each typing
+//   node load.js hold <targets.json> <keystrokes>   every target open at once; TYPING of them typing
 // targets.json: [{"url": "ws://...", "headers": {...}}, ...]. Prints one JSON line.
 const fs = require('fs');
 const WebSocket = require('ws');
@@ -95,9 +95,11 @@ async function main() {
     const live = terminals.filter((_, i) => opened[i].status === 'fulfilled');
     await Promise.all(live.map((t) => t.quiet(500)));
     const samples = [];
-    // Everyone types at once, like people do: a key every 150-450 ms.
-    await Promise.all(live.map((t) => type(t, Number(amount), () => 150 + Math.random() * 300, samples)));
-    const result = { open: live.length, failed, keystrokes: samples.length,
+    // TYPING of them (all by default) type at once, like people do: a key every
+    // 150-450 ms; the others stay open and idle.
+    const typing = live.slice(0, Number(process.env.TYPING || live.length));
+    await Promise.all(typing.map((t) => type(t, Number(amount), () => 150 + Math.random() * 300, samples)));
+    const result = { open: live.length, failed, typing: typing.length, keystrokes: samples.length,
                      p50_ms: percentile(samples, 0.5), p99_ms: percentile(samples, 0.99) };
     if (process.env.HOLD_FILE) {
       fs.writeFileSync(process.env.HOLD_FILE, JSON.stringify(result));
