@@ -104,9 +104,7 @@ void Api::handle(HttpRequest request, Respond respond) {
   // Count every answer under its route template (unknown paths as one).
   const bool known = std::any_of(routes().begin(), routes().end(), [&](const Route& r) { return r.path == m.templ; });
   if (!known) c->route = "(unknown)";
-  c->respond = [this, c_raw = c.get(), route = c->route, started = c->started,
-                respond = std::move(respond)](HttpResponse r) {
-    (void)c_raw;
+  c->respond = [this, route = c->route, started = c->started, respond = std::move(respond)](HttpResponse r) {
     metrics_.request(route, r.status, std::chrono::steady_clock::now() - started);
     respond(std::move(r));
   };
