@@ -50,4 +50,10 @@ std::string require_uuid(std::string_view name, std::string_view value) {
   return check_identity({{name, value}})[0];
 }
 
+int require_limit(int limit, int max) {
+  if (limit < 1 || limit > max)
+    throw Error("INVALID_ARGUMENT", "limit must be between 1 and " + std::to_string(max), Json{{"field", "limit"}});
+  return limit;
+}
+
 }  // namespace examiso

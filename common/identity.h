@@ -26,4 +26,7 @@ void check_identity_present(std::initializer_list<IdentityField> fields);
 // check_identity for one required field.
 std::string require_uuid(std::string_view name, std::string_view value);
 
+// A list's `limit` (1..max), or INVALID_ARGUMENT naming the field.
+int require_limit(int limit, int max);
+
 }  // namespace examiso

@@ -1,29 +1,16 @@
 #include "common/migrate.h"
 
-#include <openssl/sha.h>
-
 #include <map>
 
 #include "common/db.h"
 #include "common/log.h"
+#include "common/uuid.h"
 
 namespace examiso {
 namespace {
 
 // One lock for every service's migrations: they are rare and quick.
 constexpr std::string_view kLockKey = "7309245138021";
-
-std::string sha256_hex(std::string_view text) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char b : digest) {
-    out += hex[b >> 4];
-    out += hex[b & 0x0f];
-  }
-  return out;
-}
 
 }  // namespace
 

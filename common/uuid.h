@@ -1,4 +1,5 @@
 #pragma once
+// Random identifiers and digests, always from OpenSSL.
 #include <optional>
 #include <string>
 #include <string_view>
@@ -13,5 +14,11 @@ std::string new_uuid();
 std::optional<std::string> canonical_uuid(std::string_view text);
 
 inline bool is_uuid(std::string_view text) { return canonical_uuid(text).has_value(); }
+
+// `bytes` random bytes from the system's CSPRNG, as lower-case hex.
+std::string random_hex(size_t bytes);
+
+// The SHA-256 digest of `text`, as lower-case hex.
+std::string sha256_hex(std::string_view text);
 
 }  // namespace examiso

@@ -16,16 +16,6 @@ HttpResponse ok(Json data, int status = 200) {
   return {status, compact_json(Json{{"success", true}, {"data", std::move(data)}}), "application/json", {}};
 }
 
-// What the public may read of an error: 5xx details stay inside.
-std::string public_message(const Error& e) {
-  const std::string& code = e.code();
-  if (code == "ACCESS_DENIED") return "Access denied";
-  if (code == "BACKEND_UNAVAILABLE") return "A service is unavailable; try again shortly";
-  if (code == "TIMEOUT") return "A service did not answer in time";
-  if (e.kind().http >= 500) return "Internal error";
-  return e.what();
-}
-
 // /v1/sessions/{id}/rest -> id and the template path.
 struct Match {
   std::string templ;
@@ -41,8 +31,6 @@ Match match_path(const std::string& path) {
   const std::string tail = slash == std::string::npos ? "" : rest.substr(slash);
   return {prefix + "{id}" + tail, id};
 }
-
-Json time_or_null(bool set, const google::protobuf::Timestamp& t) { return time_json(set, t); }
 
 }  // namespace
 
@@ -65,6 +53,15 @@ const std::vector<Route>& Api::routes() {
   return r;
 }
 
+std::string Api::public_message(const Error& e) {
+  const std::string& code = e.code();
+  if (code == "ACCESS_DENIED") return "Access denied";
+  if (code == "BACKEND_UNAVAILABLE") return "A service is unavailable; try again shortly";
+  if (code == "TIMEOUT") return "A service did not answer in time";
+  if (e.kind().http >= 500) return "Internal error";
+  return e.what();
+}
+
 HttpResponse Api::error_response(const Error& e) {
   Json error{{"code", e.code()}, {"message", public_message(e)}};
   // The caller's own active session, so that a client can resume it.
@@ -84,7 +81,10 @@ struct Api::Context {
   std::string user_id;     // once authenticated
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 
-  void fail(const Error& e) { respond(Api::error_response(e)); }
+  // A WebSocket's failures become close codes (a browser sees nothing else).
+  std::function<void(const Error&)> on_error;
+
+  void fail(const Error& e) { on_error ? on_error(e) : respond(Api::error_response(e)); }
 };
 
 Api::Api(Backends& backends, Metrics& metrics, ApiOptions options)
@@ -255,7 +255,7 @@ void Api::list_sessions(const std::shared_ptr<Context>& c) {
                                           sessions.push_back(Json{{"session_id", x.session_id()},
                                                                   {"exam_id", x.exam_id()},
                                                                   {"lifecycle_state", state_name(x.state())},
-                                                                  {"created_at", time_or_null(x.has_created_at(), x.created_at())},
+                                                                  {"created_at", time_json(x.has_created_at(), x.created_at())},
                                                                   {"remaining_seconds", x.remaining_seconds()}});
                                         c->respond(ok(Json{{"sessions", sessions}}));
                                       });
@@ -286,9 +286,9 @@ void Api::get_session(const std::shared_ptr<Context>& c) {
                                {"user_id", x.user_id()},
                                {"exam_id", x.exam_id()},
                                {"lifecycle_state", state_name(x.state())},
-                               {"created_at", time_or_null(x.has_created_at(), x.created_at())},
-                               {"started_at", time_or_null(x.has_started_at(), x.started_at())},
-                               {"deadline", time_or_null(x.has_deadline(), x.deadline())},
+                               {"created_at", time_json(x.has_created_at(), x.created_at())},
+                               {"started_at", time_json(x.has_started_at(), x.started_at())},
+                               {"deadline", time_json(x.has_deadline(), x.deadline())},
                                {"remaining_seconds", x.remaining_seconds()},
                                {"environment", environment}}));
           });
@@ -320,8 +320,8 @@ void Api::start_session(const std::shared_ptr<Context>& c) {
       const auto& x = call->response.session();
       c->respond(ok(Json{{"session_id", x.session_id()},
                          {"lifecycle_state", state_name(x.state())},
-                         {"started_at", time_or_null(x.has_started_at(), x.started_at())},
-                         {"deadline", time_or_null(x.has_deadline(), x.deadline())},
+                         {"started_at", time_json(x.has_started_at(), x.started_at())},
+                         {"deadline", time_json(x.has_deadline(), x.deadline())},
                          {"remaining_seconds", x.remaining_seconds()}}));
     });
   });
@@ -403,10 +403,10 @@ void Api::decide_websocket(HttpRequest request, DecideWs decide) {
   c->route = m.templ;
   c->session_id = m.id;
   c->request = std::move(request);
-  const auto close = [decide](uint16_t code, std::string reason) {
+  c->on_error = [decide](const Error& e) {
     WsDecision d;
-    d.close_code = code;
-    d.close_reason = std::move(reason);
+    d.close_code = static_cast<uint16_t>(e.kind().ws_close);
+    d.close_reason = public_message(e);
     decide(std::move(d));
   };
   // Cross-site WebSocket hijacking: a browser page from elsewhere is refused.
@@ -416,17 +416,11 @@ void Api::decide_websocket(HttpRequest request, DecideWs decide) {
     d.refuse = error_response(Error("ACCESS_DENIED", "Origin not allowed"));
     return decide(std::move(d));
   }
-  if (!per_ip_.allow(c->request.client_ip)) return close(1013, "rate limited");
+  if (!per_ip_.allow(c->request.client_ip)) return c->fail(Error("RATE_LIMITED", "Too many requests"));
   const bool terminal = m.templ == "/v1/sessions/{id}/terminal";
-  // Failures become close codes: a browser sees nothing else.
-  c->respond = [close](HttpResponse r) {
-    const Json body = Json::parse(r.body, nullptr, false);
-    const std::string code = body.is_object() ? body["error"].value("code", "INTERNAL_ERROR") : "INTERNAL_ERROR";
-    close(static_cast<uint16_t>(error_kind(code).ws_close), code == "ACCESS_DENIED" ? "access denied" : code);
-  };
-  const auto proceed = [this, c, terminal, decide, close](const std::string& user) {
+  const auto proceed = [this, c, terminal, decide](const std::string& user) {
     c->user_id = user;
-    authorize(c, v1::ACCESS_TYPE_STATUS, [this, c, terminal, decide, close] {
+    authorize(c, v1::ACCESS_TYPE_STATUS, [this, c, terminal, decide] {
       if (!terminal) {
         WsDecision d;
         d.handler = make_status_stream(backends_, metrics_, c->session_id);
@@ -442,16 +436,12 @@ void Api::decide_websocket(HttpRequest request, DecideWs decide) {
     r.set_session_id(c->session_id);
     auto call = backends_.call<v1::RedeemTerminalTicketRequest, v1::RedeemTerminalTicketResponse>(std::move(r));
     return backends_.identity()->RedeemTerminalTicket(
-        &call->context, &call->request, &call->response, [this, c, call, proceed, close](grpc::Status s) {
-          if (!s.ok()) {
-            const Error e = backends_.error(s, "identity");
-            return e.code() == "UNAUTHENTICATED" ? close(4001, "authentication failed") : c->fail(e);
-          }
+        &call->context, &call->request, &call->response, [this, c, call, proceed](grpc::Status s) {
+          if (!s.ok()) return c->fail(backends_.error(s, "identity"));
           proceed(call->response.user_id());
         });
   }
-  if (c->request.authorization.empty()) return close(4001, "authentication failed");
-  authenticate(c, [proceed](std::string user) { proceed(user); });
+  authenticate(c, proceed);
 }
 
 }  // namespace examiso::gateway

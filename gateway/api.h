@@ -41,6 +41,8 @@ class Api final {
 
   // The contract's error envelope for `error` (internal details withheld).
   static HttpResponse error_response(const Error& error);
+  // What the public may read of an error: 5xx details stay inside.
+  static std::string public_message(const Error& error);
 
  private:
   struct Context;

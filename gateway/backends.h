@@ -40,7 +40,6 @@ class Backends final {
   auto* lifecycle() { return lifecycle_->async(); }
   auto* access() { return access_->async(); }
   v1::EnvironmentService::Stub* environment() { return environment_.get(); }
-  v1::LifecycleService::Stub* lifecycle_stub() { return lifecycle_.get(); }
 
   // A call whose context carries the configured deadline.
   template <class Request, class Response>
@@ -57,8 +56,6 @@ class Backends final {
   // Whether every backend's health service answers SERVING; calls `done`
   // with a per-service summary.
   void check_health(std::function<void(bool ready, Json services)> done);
-
-  const std::vector<Backend>& all() const { return backends_; }
 
  private:
   std::chrono::milliseconds timeout_;

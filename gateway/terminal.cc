@@ -15,10 +15,12 @@ constexpr size_t kInputLimit = 4 << 20;  // input waiting for the terminal beyon
 
 bool ended(v1::SessionState s) { return s == v1::SESSION_STATE_TERMINATED || s == v1::SESSION_STATE_FAILED; }
 
-void close_with(DecideWs& decide, uint16_t code, std::string reason) {
+// Accepts the upgrade and closes at once with the error's code (browsers see
+// nothing else), as Api::decide_websocket does.
+void close_with(DecideWs& decide, const Error& e) {
   WsDecision d;
-  d.close_code = code;
-  d.close_reason = std::move(reason);
+  d.close_code = static_cast<uint16_t>(e.kind().ws_close);
+  d.close_reason = Api::public_message(e);
   decide(std::move(d));
 }
 
@@ -54,10 +56,9 @@ class StatusStream final : public WsHandler,
   void OnDone(const grpc::Status& s) override {
     if (!s.ok() && s.error_code() != grpc::StatusCode::CANCELLED) {
       const Error e = backends_.error(s, "lifecycle");
-      const HttpResponse r = Api::error_response(e);
       peer_->send(compact_json(Json{{"type", "error"},
                                     {"data", {{"code", e.code()},
-                                              {"message", Json::parse(r.body)["error"]["message"]},
+                                              {"message", Api::public_message(e)},
                                               {"recoverable", e.code() != "ACCESS_DENIED"}}}}));
       peer_->close(1011, "status unavailable");
     } else {
@@ -350,11 +351,11 @@ void open_terminal(Backends& backends, Metrics& metrics, const std::string& sess
   backends.lifecycle()->GetSession(&call->context, &call->request, &call->response, [&backends, &metrics, call,
                                                                                      session_id, user_id, client_ip,
                                                                                      decide](grpc::Status s) mutable {
-    if (!s.ok()) return close_with(decide, static_cast<uint16_t>(backends.error(s, "lifecycle").kind().ws_close), "");
+    if (!s.ok()) return close_with(decide, backends.error(s, "lifecycle"));
     const auto state = call->response.state();
-    if (ended(state)) return close_with(decide, 4006, "session terminated");
+    if (ended(state)) return close_with(decide, Error("SESSION_TERMINATED", "The session has ended"));
     if (state != v1::SESSION_STATE_READY && state != v1::SESSION_STATE_RUNNING)
-      return close_with(decide, 4005, "session not ready");
+      return close_with(decide, Error("SESSION_NOT_READY", "The session is not ready yet"));
     // The terminal decision, logged like any other; then attach.
     auto authorize = [&backends, &metrics, session_id, user_id, client_ip, decide]() mutable {
       v1::AuthorizeRequest a;
@@ -365,10 +366,7 @@ void open_terminal(Backends& backends, Metrics& metrics, const std::string& sess
       auto ac = backends.call<v1::AuthorizeRequest, v1::AuthorizeResponse>(std::move(a));
       backends.access()->Authorize(&ac->context, &ac->request, &ac->response,
                                    [&backends, &metrics, ac, session_id, decide](grpc::Status as) mutable {
-                                     if (!as.ok())
-                                       return close_with(
-                                           decide, static_cast<uint16_t>(backends.error(as, "access").kind().ws_close),
-                                           "access denied");
+                                     if (!as.ok()) return close_with(decide, backends.error(as, "access"));
                                      WsDecision d;
                                      d.handler = std::make_shared<TerminalBridge>(backends, metrics, session_id);
                                      decide(std::move(d));
@@ -385,8 +383,10 @@ void open_terminal(Backends& backends, Metrics& metrics, const std::string& sess
     backends.lifecycle()->Transition(&tc->context, &tc->request, &tc->response,
                                      [&backends, tc, authorize, decide](grpc::Status ts) mutable {
                                        // Someone else may have started it first: fine.
-                                       if (!ts.ok() && backends.error(ts, "lifecycle").code() != "INVALID_TRANSITION")
-                                         return close_with(decide, 1011, "cannot start the session");
+                                       if (!ts.ok()) {
+                                         const Error e = backends.error(ts, "lifecycle");
+                                         if (e.code() != "INVALID_TRANSITION") return close_with(decide, e);
+                                       }
                                        authorize();
                                      });
   });

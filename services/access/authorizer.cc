@@ -1,6 +1,7 @@
 #include "services/access/authorizer.h"
 
 #include "common/errors.h"
+#include "common/identity.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/uuid.h"
@@ -113,8 +114,7 @@ Decision Authorizer::authorize(const AccessRequest& request) {
 }
 
 std::vector<LogEntry> Authorizer::log(const std::string& session_id, int limit) {
-  if (limit < 1 || limit > 10000)
-    throw Error("INVALID_ARGUMENT", "limit must be between 1 and 10000", Json{{"field", "limit"}});
+  require_limit(limit, 10000);
   auto conn = pool_.acquire();
   const PgResult r = conn->exec(
       "SELECT session_id, user_id, access_type, granted, coalesce(denial_reason, ''), client_ip,"

@@ -132,8 +132,7 @@ void Sweeper::record(const SweepResult& r) {
 }
 
 std::vector<SweepResult> Sweeper::history(int limit) {
-  if (limit < 1 || limit > 1000)
-    throw Error("INVALID_ARGUMENT", "limit must be between 1 and 1000", Json{{"field", "limit"}});
+  require_limit(limit, 1000);
   auto conn = pool_.acquire();
   const PgResult r = conn->exec(
       "SELECT (EXTRACT(EPOCH FROM started_at) * 1000000)::bigint, (EXTRACT(EPOCH FROM completed_at) * 1000000)::bigint,"

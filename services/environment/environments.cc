@@ -105,8 +105,7 @@ DestroyResult Environments::destroy(const std::string& session_id_in, const std:
 }
 
 std::vector<EnvironmentRecord> Environments::list(const std::vector<Status>& statuses, int limit) {
-  if (limit < 1 || limit > 10000)
-    throw Error("INVALID_ARGUMENT", "limit must be between 1 and 10000", Json{{"field", "limit"}});
+  require_limit(limit, 10000);
   return store_.list(statuses, "", limit);
 }
 

@@ -1,8 +1,5 @@
 #include "services/identity/tickets.h"
 
-#include <openssl/rand.h>
-#include <openssl/sha.h>
-
 #include "common/errors.h"
 #include "common/identity.h"
 #include "common/json.h"
@@ -11,36 +8,18 @@
 namespace examiso::identity {
 namespace {
 
-std::string hex(const unsigned char* bytes, size_t n) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  for (size_t i = 0; i < n; ++i) {
-    out += digits[bytes[i] >> 4];
-    out += digits[bytes[i] & 0x0f];
-  }
-  return out;
-}
-
-std::string hash(std::string_view ticket) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(ticket.data()), ticket.size(), digest);
-  return hex(digest, sizeof digest);
-}
-
 [[noreturn]] void refuse() { throw Error("UNAUTHENTICATED", "Invalid terminal ticket", Json{{"reason", "ticket"}}); }
 
 }  // namespace
 
 Ticket TicketStore::issue(const std::string& user_id, const std::string& session_id) {
   const auto ids = check_identity({{"user_id", user_id}, {"exam_session_id", session_id}});
-  unsigned char random[32];
-  if (RAND_bytes(random, sizeof random) != 1) throw Error("INTERNAL_ERROR", "no randomness");
-  Ticket t{hex(random, sizeof random), clock_.now() + ttl_};
+  Ticket t{random_hex(32), clock_.now() + ttl_};
   static const std::string sql =
       "WITH gone AS (DELETE FROM terminal_tickets WHERE expires_at < $5)"
       " INSERT INTO terminal_tickets (ticket_hash, user_id, session_id, expires_at) VALUES ($1, $2, $3, $4)";
   auto conn = pool_.acquire();
-  conn->exec_prepared(sql, {hash(t.ticket), ids[0], ids[1], sql_time(t.expires_at), sql_time(clock_.now())});
+  conn->exec_prepared(sql, {sha256_hex(t.ticket), ids[0], ids[1], sql_time(t.expires_at), sql_time(clock_.now())});
   return t;
 }
 
@@ -50,7 +29,7 @@ std::string TicketStore::redeem(const std::string& ticket, const std::string& se
       "DELETE FROM terminal_tickets WHERE ticket_hash = $1 RETURNING user_id::text, session_id::text,"
       " expires_at > $2";
   auto conn = pool_.acquire();
-  const PgResult r = conn->exec_prepared(sql, {hash(ticket), sql_time(clock_.now())});
+  const PgResult r = conn->exec_prepared(sql, {sha256_hex(ticket), sql_time(clock_.now())});
   if (r.rows() == 0 || !r.boolean(0, 2) || r.str(0, 1) != canonical_uuid(session_id).value_or("")) refuse();
   return r.str(0, 0);
 }

@@ -201,8 +201,7 @@ Session SessionStore::get(std::string_view session_id) {
 std::vector<Session> SessionStore::list(const SessionFilter& filter) {
   std::optional<std::string> user;
   if (!filter.user_id.empty()) user = require_uuid("user_id", filter.user_id);
-  if (filter.limit < 1 || filter.limit > 10000)
-    throw Error("INVALID_ARGUMENT", "limit must be between 1 and 10000", Json{{"field", "limit"}});
+  require_limit(filter.limit, 10000);
   auto conn = pool_.acquire();
   const PgResult r = conn->exec(
       "SELECT " + session_columns() +

@@ -4,6 +4,7 @@
 #include <grpcpp/grpcpp.h>
 #include <yaml-cpp/yaml.h>
 
+#include <csignal>
 #include <fstream>
 #include <random>
 #include <set>
@@ -612,6 +613,25 @@ TEST_F(GatewayTest, OversizedAndMalformedTerminalMessages) {
   EXPECT_EQ(state_of(c), "running");
 }
 
+TEST_F(GatewayTest, InputFasterThanTheTerminalTakesItEndsTheConnection) {
+  const Candidate c = candidate_with_session();
+  auto ws = terminal(c);
+  // Whatever gets through is eaten quickly once the terminal takes input again.
+  ws->send(R"({"type":"input","data":"stty raw -echo; timeout 5 cat >/dev/null; stty sane; echo back-$((1+1))\n"})");
+  ASSERT_TRUE(output_contains(*ws, "stty sane"));
+  // The environment service stops taking input; the gateway must not queue it without bound.
+  platform->daemon("environment").signal(SIGSTOP);
+  const std::string chunk = Json{{"type", "input"}, {"data", std::string(60000, 'x')}}.dump();
+  for (int i = 0; i < 800 && ws->open(); ++i) ws->send(chunk);
+  const uint16_t code = ws->wait_closed(20s);
+  platform->daemon("environment").signal(SIGCONT);
+  EXPECT_EQ(code, 1008);
+  // The session is fine, and a new connection works.
+  EXPECT_EQ(state_of(c), "running");
+  auto again = terminal(c);
+  EXPECT_TRUE(output_contains(*again, "back-2", 30s));
+}
+
 TEST_F(GatewayTest, HealthReadinessAndMetrics) {
   EXPECT_EQ(testing::http(gw, "GET", "/healthz").status, 200);
   const HttpResult ready = testing::http(gw, "GET", "/readyz");
@@ -631,6 +651,9 @@ TEST_F(GatewayTest, HealthReadinessAndMetrics) {
         "examiso_websockets_open{kind=\"terminal\"} ", "examiso_terminal_bytes_total{direction=\"to_client\"} ",
         "examiso_terminal_bytes_total{direction=\"from_client\"} "})
     EXPECT_NE(m.body.find(needle), std::string::npos) << needle << "\n" << m.body.substr(0, 3000);
+  const auto at = m.body.find("examiso_websockets_open{kind=\"terminal\"} ");
+  ASSERT_NE(at, std::string::npos);
+  EXPECT_GE(std::stoi(m.body.substr(at + std::string("examiso_websockets_open{kind=\"terminal\"} ").size())), 1);
   // No session or user id ever becomes a label.
   EXPECT_EQ(m.body.find(c.session), std::string::npos);
 }
@@ -689,7 +712,16 @@ TEST_F(GatewayTest, TlsServesHttpsWhenConfigured) {
 // Last: it stops a service.
 TEST_F(GatewayTest, ADownServiceIs503AtOnceAndRecovers) {
   const Candidate c = candidate_with_session();
+  // Streams open when the service goes: each says so, none pretends the session ended.
+  auto open_status = WsClient::connect(gw, "/v1/sessions/" + c.session + "/status",
+                                       {{"Authorization", "Bearer " + c.token}});
+  ASSERT_TRUE(until(*open_status, [](const Json& j) { return j.value("type", "") == "status_update"; }));
   platform->stop("lifecycle");
+  const auto said = until(*open_status, [](const Json& j) { return j.value("type", "") == "error"; });
+  ASSERT_TRUE(said);
+  EXPECT_EQ((*said)["data"]["code"], "BACKEND_UNAVAILABLE");
+  EXPECT_EQ((*said)["data"]["recoverable"], true);
+  EXPECT_EQ(open_status->wait_closed(), 1011);
   const auto t0 = std::chrono::steady_clock::now();
   HttpResult r = testing::http_as(c.token, gw, "GET", "/v1/sessions/" + c.session + "/status");
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
@@ -701,6 +733,7 @@ TEST_F(GatewayTest, ADownServiceIs503AtOnceAndRecovers) {
   EXPECT_EQ(Json::parse(r.body)["error"]["services"]["lifecycle"], "unavailable");
   auto ws = terminal(c);
   EXPECT_EQ(ws->wait_closed(), 1013);
+  EXPECT_EQ(ws->close_reason(), "A service is unavailable; try again shortly");
 
   platform->start("lifecycle");
   EXPECT_TRUE(testing::eventually([&] { return state_of(c) == "ready"; }, 10s));
