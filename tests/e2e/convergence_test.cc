@@ -65,15 +65,22 @@ class Convergence : public ::testing::Test {
     platform_.start(service);
   }
 
-  // Sandboxes on the machine are exactly the live environments.
+  // Sandboxes on the machine are exactly the live environments, once the
+  // environment service has reconciled (every second here): a sandbox half
+  // made by a killed service may stand until then, not longer.
   void expect_no_orphans() {
-    std::set<std::string> on_disk;
-    for (const auto& e : fs::directory_iterator(platform_.sandbox_dir())) on_disk.insert(e.path().filename());
-    std::set<std::string> live;
-    const Json list = Json::parse(platform_.sh("execution-environment list").out);
-    for (const auto& e : list["environments"])
-      if (e["status"] == "running" || e["status"] == "creating") live.insert(e["environment_id"]);
-    EXPECT_EQ(on_disk, live);
+    std::set<std::string> on_disk, live;
+    const auto look = [&] {
+      on_disk.clear();
+      live.clear();
+      for (const auto& e : fs::directory_iterator(platform_.sandbox_dir())) on_disk.insert(e.path().filename());
+      const Json list = Json::parse(platform_.sh("execution-environment list").out);
+      for (const auto& e : list["environments"])
+        if (e["status"] == "running" || e["status"] == "creating") live.insert(e["environment_id"]);
+      return on_disk == live;
+    };
+    eventually(look, seconds(5), std::chrono::milliseconds(200));
+    EXPECT_EQ(on_disk, live) << platform_.logs();
   }
 
   testing::Platform platform_{testing::shared_postgres().create_database(),
