@@ -7,6 +7,7 @@
 //   500 terminals open at once, echo p99 < 10 ms (50 of them typing, then all), with the
 //   peer under the same load; memory per open terminal
 // Needs wrk (apt) and `npm ci` in bench/terminal (./scripts/dev bench does both).
+// BENCH_LOGS=FILE keeps the services' logs (at info) of the create part in FILE.
 #include <barrier>
 #include <cstdio>
 #include <fstream>
@@ -60,7 +61,7 @@ class Bench {
   Bench()
       : cluster_(true),
         platform_(cluster_.create_database(),
-                  {{"EXAMISO_LOG_LEVEL", "warn"},
+                  {{"EXAMISO_LOG_LEVEL", std::getenv("BENCH_LOGS") ? "info" : "warn"},
                    {"EXAMISO_GATEWAY_RATE_LIMIT_IP_PER_SECOND", "1000000"},
                    {"EXAMISO_GATEWAY_RATE_LIMIT_IP_BURST", "1000000"},
                    {"EXAMISO_GATEWAY_RATE_LIMIT_USER_PER_SECOND", "1000000"},
@@ -111,6 +112,7 @@ class Bench {
     std::printf("POST /v1/sessions -> ready, 50 users at once: p50 %.1f ms, p99 %.1f ms, max %.1f ms (target p99 < 250)\n",
                 percentile(times, 0.5), percentile(times, 0.99), percentile(times, 1.0));
     users_ = users;
+    if (const char* dump = std::getenv("BENCH_LOGS")) std::ofstream(dump) << platform_.logs();
   }
 
   void status_wrk() {
@@ -220,12 +222,17 @@ class Bench {
 
 }  // namespace
 
+// gateway_bench [terminals [part...]]: parts are create, status, terminal and many; all by default.
 int main(int argc, char** argv) {
   const size_t terminals = argc > 1 ? std::stoul(argv[1]) : 500;
+  const std::vector<std::string> parts(argv + std::min(argc, 2), argv + argc);
+  const auto run = [&](const std::string& part) {
+    return parts.empty() || std::find(parts.begin(), parts.end(), part) != parts.end();
+  };
   Bench bench;
-  bench.create_ready();
-  bench.status_wrk();
-  bench.terminal_versus_peer();
-  bench.many_terminals(terminals);
+  if (run("create")) bench.create_ready();
+  if (run("status")) bench.status_wrk();
+  if (run("terminal")) bench.terminal_versus_peer();
+  if (run("many")) bench.many_terminals(terminals);
   return 0;
 }

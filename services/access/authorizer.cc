@@ -32,7 +32,7 @@ LogWriter::~LogWriter() {
     std::lock_guard lock(mutex_);
     stopping_ = true;
   }
-  changed_.notify_all();
+  work_.notify_one();
   thread_.join();
 }
 
@@ -41,8 +41,8 @@ void LogWriter::write(std::vector<Param> row) {
   if (stopping_) throw Error("BACKEND_UNAVAILABLE", "the access log is closing");
   const std::shared_ptr<Batch> batch = open_;
   batch->rows.push_back(std::move(row));
-  changed_.notify_all();
-  changed_.wait(lock, [&] { return batch->done; });
+  if (batch->rows.size() == 1) work_.notify_one();  // the writer may be idle
+  batch->written.wait(lock, [&] { return batch->done; });
   if (batch->error) std::rethrow_exception(batch->error);
 }
 
@@ -52,7 +52,7 @@ void LogWriter::run() {
     std::shared_ptr<Batch> batch;
     {
       std::unique_lock lock(mutex_);
-      changed_.wait(lock, [&] { return stopping_ || !open_->rows.empty(); });
+      work_.wait(lock, [&] { return stopping_ || !open_->rows.empty(); });
       if (open_->rows.empty()) return;  // stopping, nothing left
       batch = std::exchange(open_, std::make_shared<Batch>());
     }
@@ -74,7 +74,7 @@ void LogWriter::run() {
     }
     std::lock_guard lock(mutex_);
     batch->done = true;
-    changed_.notify_all();
+    batch->written.notify_all();
   }
 }
 
@@ -99,6 +99,7 @@ Decision Authorizer::authorize(const AccessRequest& request) {
     d.session_id = *session_id;
     d.user_id = *user_id;
     d.state = facts->state;
+    d.status = facts->status;
   }
 
   writer_.write({sql_time(clock_.now()), loggable(request.session_id), loggable(request.user_id),

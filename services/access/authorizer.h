@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "common/db.h"
 #include "common/migrate.h"
+#include "examiso/v1/lifecycle.pb.h"
 
 namespace examiso {
 
@@ -27,7 +28,8 @@ std::string_view name(AccessType t);
 
 struct SessionFacts {
   std::string user_id;
-  std::string state;  // lifecycle state name
+  std::string state;        // lifecycle state name
+  v1::SessionStatus status;  // as the lifecycle service reported it
 };
 
 // The lifecycle service, as the authorizer needs it.
@@ -51,6 +53,7 @@ struct Decision {
   std::string session_id;     // canonical, when granted
   std::string user_id;
   std::string state;
+  v1::SessionStatus status;
 };
 
 struct LogEntry {
@@ -76,12 +79,13 @@ class LogWriter final {
     std::vector<std::vector<Param>> rows;
     bool done = false;
     std::exception_ptr error;
+    std::condition_variable written;  // only this batch's callers wait here
   };
   void run();
 
   PgPool& pool_;
   std::mutex mutex_;
-  std::condition_variable changed_;
+  std::condition_variable work_;  // the writer waits here for rows
   std::shared_ptr<Batch> open_ = std::make_shared<Batch>();
   bool stopping_ = false;
   std::thread thread_;

@@ -12,19 +12,21 @@ GrpcSessionLookup::GrpcSessionLookup(std::string address, std::chrono::milliseco
     : address_(std::move(address)), timeout_(timeout), stub_(v1::LifecycleService::NewStub(make_channel(address_))) {}
 
 std::optional<SessionFacts> GrpcSessionLookup::find(const std::string& session_id) {
-  v1::GetSessionRequest request;
+  v1::GetStatusRequest request;
   request.set_session_id(session_id);
-  v1::Session session;
+  SessionFacts facts;
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + timeout_);
-  const grpc::Status s = stub_->GetSession(&context, request, &session);
+  const grpc::Status s = stub_->GetStatus(&context, request, &facts.status);
   if (s.error_code() == grpc::StatusCode::NOT_FOUND) return std::nullopt;
   if (!s.ok()) {
     const Error e = from_grpc_status(s, address_);
     if (e.code() == "BACKEND_UNAVAILABLE" || e.code() == "TIMEOUT") throw e;
     return std::nullopt;  // anything else about the id: no such session for this purpose
   }
-  return SessionFacts{session.user_id(), state_name(session.state())};
+  facts.user_id = facts.status.user_id();
+  facts.state = state_name(facts.status.lifecycle_state());
+  return facts;
 }
 
 grpc::Status AccessService::Authorize(grpc::ServerContext*, const v1::AuthorizeRequest* request,
@@ -43,6 +45,7 @@ grpc::Status AccessService::Authorize(grpc::ServerContext*, const v1::AuthorizeR
     response->set_session_id(d.session_id);
     response->set_user_id(d.user_id);
     response->set_state(parse_state_name(d.state).value_or(v1::SESSION_STATE_UNSPECIFIED));
+    *response->mutable_status() = d.status;
   });
 }
 

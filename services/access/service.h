@@ -5,7 +5,7 @@
 
 namespace examiso::access {
 
-// SessionLookup over the lifecycle service's GetSession.
+// SessionLookup over the lifecycle service's GetStatus.
 class GrpcSessionLookup final : public SessionLookup {
  public:
   GrpcSessionLookup(std::string address, std::chrono::milliseconds timeout);

@@ -100,6 +100,10 @@ TEST_F(AccessE2E, GrantsOnlyTheOwnerInAStateThatAllowsIt) {
   ASSERT_TRUE(authorize(fresh, fresh_owner, v1::ACCESS_TYPE_STATUS, &ok).ok());
   EXPECT_EQ(ok.state(), v1::SESSION_STATE_CREATED);
   EXPECT_EQ(ok.user_id(), fresh_owner);
+  // The status the decision saw, for callers that show it (the gateway's status endpoint).
+  EXPECT_EQ(ok.status().session_id(), fresh);
+  EXPECT_EQ(ok.status().lifecycle_state(), v1::SESSION_STATE_CREATED);
+  EXPECT_EQ(ok.status().display_state(), "creating");
 }
 
 // Someone else's session, an unknown one, a malformed id: the same bytes.
