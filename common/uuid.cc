@@ -65,4 +65,11 @@ std::optional<std::string> canonical_uuid(std::string_view text) {
   return out;
 }
 
+std::string name_based_uuid(std::string_view space, std::string_view name) {
+  std::string h = sha256_hex(std::string(space) + '\0' + std::string(name)).substr(0, 32);
+  h[12] = '8';                                                  // version 8
+  h[16] = "89ab"[std::stoi(h.substr(16, 1), nullptr, 16) & 3];  // RFC variant
+  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) + "-" + h.substr(20);
+}
+
 }  // namespace examiso

@@ -21,4 +21,8 @@ std::string random_hex(size_t bytes);
 // The SHA-256 digest of `text`, as lower-case hex.
 std::string sha256_hex(std::string_view text);
 
+// A UUID that depends only on `space` and `name` (RFC 9562 version 8 layout,
+// from SHA-256): the same name always gives the same id.
+std::string name_based_uuid(std::string_view space, std::string_view name);
+
 }  // namespace examiso

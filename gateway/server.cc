@@ -73,8 +73,8 @@ const char* mime_type(const std::string& path) {
   return "application/octet-stream";
 }
 
-// The web UI's files. Unknown paths get index.html (the app routes itself);
-// nothing outside the directory is ever read.
+// The web UI's files: "/" is index.html, anything else must be a file there
+// (the app has no routes of its own); nothing outside the directory is read.
 std::optional<HttpResponse> static_file(const std::string& dir, const std::string& path) {
   if (dir.empty() || path.find("..") != std::string::npos || path.find('\0') != std::string::npos ||
       path.find('\\') != std::string::npos)
@@ -82,10 +82,8 @@ std::optional<HttpResponse> static_file(const std::string& dir, const std::strin
   namespace fs = std::filesystem;
   fs::path file = fs::path(dir) / path.substr(1);
   std::error_code ec;
-  if (path == "/" || !fs::is_regular_file(file, ec)) {
-    if (path.rfind("/assets/", 0) == 0) return std::nullopt;  // a missing asset is a 404, not the app
-    file = fs::path(dir) / "index.html";
-  }
+  if (path == "/") file = fs::path(dir) / "index.html";
+  if (!fs::is_regular_file(file, ec)) return std::nullopt;
   std::ifstream in(file, std::ios::binary);
   if (!in) return std::nullopt;
   HttpResponse r{200, std::string((std::istreambuf_iterator<char>(in)), {}), mime_type(file.string()), {}};

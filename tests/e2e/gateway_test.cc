@@ -7,6 +7,7 @@
 #include <csignal>
 #include <fstream>
 #include <random>
+#include <regex>
 #include <set>
 #include <thread>
 
@@ -456,11 +457,41 @@ TEST_F(GatewayTest, BadInputGetsAClearError) {
   r = testing::http(gw, "GET", "/v1/nothing-here");
   EXPECT_EQ(r.status, 404);
   EXPECT_EQ(code_of(r), "NOT_FOUND");
-  r = testing::http(gw, "POST", "/v1/dev/token", R"({"user_id": ")" + c.user + R"("})");
-  EXPECT_EQ(r.status, 400);  // nobody mints a token for someone else
+  // Development sign-in: no name is a new user; a name is always the same user.
   r = testing::http(gw, "POST", "/v1/dev/token", "");
   EXPECT_EQ(r.status, 200);
   EXPECT_NE(data_of(r)["user_id"], c.user);
+  const auto alice = data_of(testing::http(gw, "POST", "/v1/dev/token", R"({"name": "alice"})"))["user_id"];
+  EXPECT_EQ(data_of(testing::http(gw, "POST", "/v1/dev/token", R"({"name": "alice"})"))["user_id"], alice);
+  EXPECT_NE(data_of(testing::http(gw, "POST", "/v1/dev/token", R"({"name": "bob"})"))["user_id"], alice);
+  for (const std::string& bad : std::vector<std::string>{R"({"name": ""})", R"({"name": 7})", R"({"name": ")" + std::string(65, 'a') + "\"}"}) {
+    r = testing::http(gw, "POST", "/v1/dev/token", bad);
+    EXPECT_EQ(r.status, 400) << bad;
+    EXPECT_EQ(code_of(r), "INVALID_ARGUMENT") << bad;
+  }
+}
+
+// The web UI (frontend/dist, built by ./scripts/dev): index.html at "/", hashed
+// assets cached for good, a strict CSP with no inline script, nothing else.
+TEST_F(GatewayTest, ServesTheWebUIWithStrictHeaders) {
+  const auto page = testing::http(gw, "GET", "/");
+  ASSERT_EQ(page.status, 200) << "frontend/dist missing? ./scripts/dev builds it";
+  EXPECT_EQ(page.headers.at("content-type"), "text/html; charset=utf-8");
+  EXPECT_EQ(page.headers.at("cache-control"), "no-cache");
+  const std::string csp = page.headers.at("content-security-policy");
+  EXPECT_NE(csp.find("script-src 'self'"), std::string::npos) << csp;
+  EXPECT_EQ(csp.find("unsafe-eval"), std::string::npos) << csp;
+  EXPECT_EQ(page.headers.at("x-frame-options"), "DENY");
+  std::smatch script;
+  ASSERT_TRUE(std::regex_search(page.body, script, std::regex(R"re(<script[^>]*src="(/assets/[^"]+\.js)")re")))
+      << page.body;
+  EXPECT_EQ(std::regex_search(page.body, std::regex(R"re(<script(?![^>]*\bsrc=)[^>]*>)re")), false) << "inline script";
+  const auto asset = testing::http(gw, "GET", script[1].str());
+  EXPECT_EQ(asset.status, 200);
+  EXPECT_EQ(asset.headers.at("cache-control"), "public, max-age=31536000, immutable");
+  EXPECT_EQ(asset.headers.at("content-type"), "text/javascript; charset=utf-8");
+  for (const char* missing : {"/assets/nothing.js", "/somewhere", "/index.html/..", "/.%2e/etc/passwd"})
+    EXPECT_EQ(testing::http(gw, "GET", missing).status, 404) << missing;
 }
 
 TEST_F(GatewayTest, FuzzedAndMalformedRequestsGetA4xxAndNeverHurtTheServer) {

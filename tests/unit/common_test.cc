@@ -89,6 +89,16 @@ TEST(Uuid, ParsesAnyVersionAndLowerCases) {
     EXPECT_FALSE(is_uuid(bad)) << bad;
 }
 
+TEST(Uuid, NameBasedIdsAreStableValidAndDistinct) {
+  const std::string a = name_based_uuid("space", "alice");
+  EXPECT_TRUE(is_uuid(a));
+  EXPECT_EQ(a[14], '8');
+  EXPECT_NE(std::string("89ab").find(a[19]), std::string::npos);
+  EXPECT_EQ(name_based_uuid("space", "alice"), a);
+  EXPECT_NE(name_based_uuid("space", "bob"), a);
+  EXPECT_NE(name_based_uuid("other", "alice"), a);
+}
+
 TEST(Errors, EveryContractCodeHasItsRow) {
   struct Row {
     const char* code;

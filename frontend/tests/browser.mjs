@@ -1,0 +1,187 @@
+// The web UI in a real browser (Debian's Chromium through playwright-core)
+// against a running platform: EXAMISO_URL (default http://localhost:3000).
+// Screenshots of each step go to EXAMISO_ARTIFACTS (default
+// ../test-artifacts/browser). Exits non-zero on the first failed step.
+import { chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const base = process.env.EXAMISO_URL ?? 'http://localhost:3000';
+const artifacts =
+  process.env.EXAMISO_ARTIFACTS ?? join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test-artifacts', 'browser');
+mkdirSync(artifacts, { recursive: true });
+const WAIT = 30_000;
+const EXAM = 'Kubernetes Administrator Practice Lab';
+
+let shot = 0;
+async function step(page, name, fn) {
+  process.stdout.write(`- ${name} ... `);
+  try {
+    await fn();
+  } catch (e) {
+    await page.screenshot({ path: join(artifacts, `${String(++shot).padStart(2, '0')}-FAILED-${name.replace(/\W+/g, '-')}.png`) }).catch(() => {});
+    console.log('FAILED');
+    throw e;
+  }
+  await page.screenshot({ path: join(artifacts, `${String(++shot).padStart(2, '0')}-${name.replace(/\W+/g, '-')}.png`) });
+  console.log('ok');
+}
+
+// The terminal's screen, a line per row (xterm.js's DOM renderer: a div per row).
+function screenText() {
+  const rows = document.querySelector('.xterm-rows')?.children ?? [];
+  return [...rows].map((row) => row.textContent.replace(/\u00a0/g, ' ')).join('\n');
+}
+const terminalText = (page) => page.evaluate(screenText);
+async function waitForOutput(page, pattern) {
+  await page.waitForFunction(
+    (source) => {
+      const rows = document.querySelector('.xterm-rows')?.children ?? [];
+      const text = [...rows].map((row) => row.textContent.replace(/\u00a0/g, ' ')).join('\n');
+      return new RegExp(source, 'm').test(text);
+    },
+    pattern.source,
+    { timeout: WAIT },
+  );
+}
+async function typeLine(page, line) {
+  await page.locator('.xterm-helper-textarea').focus();
+  await page.keyboard.type(line);
+  await page.keyboard.press('Enter');
+}
+async function signIn(page, name) {
+  await page.goto(base);
+  await page.getByLabel('Your name').fill(name);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}
+function check(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium' });
+try {
+  const alice = await browser.newContext({ viewport: { width: 1280, height: 720 } });
+  const page = await alice.newPage();
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(e.message));
+  page.on('console', (m) => m.type() === 'error' && problems.push(m.text()));
+  const name = `alice-${Date.now()}`;
+  let sessionId = '';
+
+  await step(page, 'sign in', async () => {
+    await signIn(page, name);
+    await page.getByRole('heading', { name: 'Your exams' }).waitFor({ timeout: WAIT });
+    check((await page.locator('#who').textContent()).includes(name), 'the page does not say who is signed in');
+  });
+
+  await step(page, 'start the default exam and see it get ready', async () => {
+    await page.getByRole('button', { name: `Start exam: ${EXAM}` }).click();
+    await page.getByRole('heading', { name: 'Getting your exam ready' }).or(page.locator('.xterm-rows')).first().waitFor({ timeout: WAIT });
+    await page.locator('.xterm-rows').waitFor({ timeout: WAIT });
+    sessionId = await page.evaluate(async () => {
+      const r = await fetch('/v1/sessions', { headers: { Authorization: `Bearer ${localStorage.getItem('examiso.token')}` } });
+      return (await r.json()).data.sessions[0].session_id;
+    });
+    check(/^[0-9a-f-]{36}$/.test(sessionId), `no session id: ${sessionId}`);
+  });
+
+  await step(page, 'type a command and see its answer', async () => {
+    await typeLine(page, 'echo $((6*7))');
+    await waitForOutput(page, /^42\s*$/);
+  });
+
+  await step(page, 'the countdown follows the server', async () => {
+    await page.locator('#clock').waitFor({ timeout: WAIT });
+    const server = Number(await page.locator('#clock').getAttribute('data-server-remaining'));
+    check(server > 7000 && server <= 7200, `server remaining ${server}`);
+    check(/Time left 1:5\d:\d\d|Time left 2:00:00/.test(await page.locator('#clock').textContent()), 'clock text');
+  });
+
+  await step(page, 'create a file and see it with ls', async () => {
+    await typeLine(page, 'touch proof-$((40+2)).txt; export MARK=$((4000+242))');
+    await typeLine(page, 'ls');
+    await waitForOutput(page, /proof-42\.txt/);
+  });
+
+  await step(page, 'resize the window and the terminal follows', async () => {
+    await typeLine(page, 'echo "size:$(stty size | tr " " x)"');
+    await waitForOutput(page, /size:\d+x\d+/);
+    const before = [...(await terminalText(page)).matchAll(/size:(\d+)x(\d+)/g)].pop();
+    await page.setViewportSize({ width: 900, height: 560 });
+    await page.waitForTimeout(300);
+    await typeLine(page, 'echo "now:$(stty size | tr " " x)"');
+    await waitForOutput(page, /now:\d+x\d+/);
+    const after = [...(await terminalText(page)).matchAll(/now:(\d+)x(\d+)/g)].pop();
+    check(Number(after[1]) < Number(before[1]) && Number(after[2]) < Number(before[2]),
+      `terminal size before ${before[0]}, after ${after[0]}`);
+  });
+
+  await step(page, 'reload the page and find the same shell and file', async () => {
+    await page.reload();
+    await page.locator('.xterm-rows').waitFor({ timeout: WAIT });
+    await typeLine(page, 'echo "mark-$MARK"; ls -1 | sed "s/^/found:/"');
+    await waitForOutput(page, /mark-4242/);
+    await waitForOutput(page, /found:proof-42\.txt/);
+  });
+
+  // Another candidate in another browser context sees nothing of the first.
+  const bob = await browser.newContext({ viewport: { width: 1280, height: 720 } });
+  const other = await bob.newPage();
+  await step(other, 'another candidate cannot see the first one’s session', async () => {
+    await signIn(other, `bob-${Date.now()}`);
+    await other.getByRole('heading', { name: 'Your exams' }).waitFor({ timeout: WAIT });
+    const probe = await other.evaluate(async (id) => {
+      const headers = { Authorization: `Bearer ${localStorage.getItem('examiso.token')}` };
+      const list = await (await fetch('/v1/sessions', { headers })).json();
+      const status = await fetch(`/v1/sessions/${id}/status`, { headers });
+      const ticket = await fetch(`/v1/sessions/${id}/terminal-ticket`, { method: 'POST', headers });
+      return { count: list.data.sessions.length, status: status.status, body: await status.text(), ticket: ticket.status };
+    }, sessionId);
+    check(probe.count === 0, `bob lists ${probe.count} sessions`);
+    check(probe.status === 403 && probe.ticket === 403, `bob got ${probe.status} / ${probe.ticket}`);
+    check(!probe.body.includes(sessionId), 'the denial names the session');
+  });
+
+  await step(page, 'submit the exam and see the end screen', async () => {
+    await page.getByRole('button', { name: 'Submit exam' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Submit exam' }).click();
+    await page.getByRole('heading', { name: 'Submitted', exact: true }).waitFor({ timeout: WAIT });
+  });
+
+  await step(page, 'the terminal is no longer reachable', async () => {
+    const result = await page.evaluate(async (id) => {
+      const headers = { Authorization: `Bearer ${localStorage.getItem('examiso.token')}` };
+      const r = await fetch(`/v1/sessions/${id}/terminal-ticket`, { method: 'POST', headers });
+      if (!r.ok) return { ticket: r.status };
+      const { ticket } = (await r.json()).data;
+      const ws = new WebSocket(`ws://${location.host}/v1/sessions/${id}/terminal?ticket=${encodeURIComponent(ticket)}`);
+      const code = await new Promise((resolve) => {
+        ws.onmessage = (m) => { if (JSON.parse(m.data).type === 'output') resolve('output'); };
+        ws.onclose = (e) => resolve(e.code);
+      });
+      return { ticket: r.status, code };
+    }, sessionId);
+    check(result.code === 4006 || (result.ticket >= 400 && result.ticket < 500), `terminal after submit: ${JSON.stringify(result)}`);
+  });
+
+  await step(page, 'keyboard only: sign out and back in, nothing active', async () => {
+    await page.getByRole('button', { name: 'Back to my exams' }).focus();
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'Your exams' }).waitFor({ timeout: WAIT });
+  });
+
+  // The clock runs out: the end screen says so, whatever the candidate does.
+  const carol = await browser.newContext({ viewport: { width: 1280, height: 720 } });
+  const late = await carol.newPage();
+  await step(late, 'time runs out and the end screen says so', async () => {
+    await signIn(late, `carol-${Date.now()}`);
+    await late.getByRole('button', { name: 'Start exam: Two-second exam' }).click();
+    await late.getByRole('heading', { name: 'Your exam time has expired' }).waitFor({ timeout: WAIT });
+  });
+
+  check(problems.length === 0, `the page reported errors:\n${problems.join('\n')}`);
+  console.log(`all steps passed; screenshots in ${artifacts}`);
+} finally {
+  await browser.close();
+}

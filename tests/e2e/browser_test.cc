@@ -1,0 +1,42 @@
+// The web UI in a real browser against the real platform: the gateway serves
+// frontend/dist, and frontend/tests/browser.mjs drives Debian's Chromium
+// through playwright-core (sign in, start, ready, type, files, resize, reload,
+// another candidate, submit, terminal gone). Screenshots of every step go to
+// test-artifacts/browser. `./scripts/dev test` builds the frontend first.
+#include <filesystem>
+#include <iostream>
+
+#include <gtest/gtest.h>
+
+#include "tests/support/platform.h"
+#include "tests/support/postgres.h"
+#include "tests/support/process.h"
+
+namespace examiso {
+namespace {
+
+const std::string kFrontend = std::string(EXAMISO_SOURCE_DIR) + "/frontend";
+
+TEST(Browser, ACandidateTakesAnExamInTheWebUI) {
+  ASSERT_TRUE(std::filesystem::exists(kFrontend + "/dist/index.html"))
+      << "frontend/dist is missing: run `npm ci && npm run build` in frontend (./scripts/dev test does)";
+  ASSERT_TRUE(std::filesystem::exists(kFrontend + "/node_modules/playwright-core"))
+      << "frontend/node_modules is missing: run `npm ci` in frontend (./scripts/dev test does)";
+  testing::PostgresCluster cluster;
+  testing::Platform platform(cluster.create_database(), {});
+  // The page is opened as http://localhost:<port>: an origin the gateway must
+  // allow for WebSockets.
+  const std::string gw = platform.address("gateway");
+  const std::string port = gw.substr(gw.rfind(':') + 1);
+  for (const char* s : {"identity", "lifecycle", "environment", "access", "cleanup"}) platform.start(s);
+  platform.start("gateway", {{"EXAMISO_GATEWAY_ALLOWED_ORIGINS", "http://localhost:" + port}});
+  const auto r = testing::run({"node", kFrontend + "/tests/browser.mjs"},
+                              {{"EXAMISO_URL", "http://localhost:" + port},
+                               {"EXAMISO_ARTIFACTS", std::string(EXAMISO_SOURCE_DIR) + "/test-artifacts/browser"}},
+                              std::chrono::minutes(4));
+  std::cout << r.out;
+  EXPECT_EQ(r.exit_code, 0) << r.out << "\n" << r.err << "\n" << platform.logs().substr(0, 20000);
+}
+
+}  // namespace
+}  // namespace examiso
