@@ -288,7 +288,11 @@ function terminalView(sessionId: string) {
   let timer = 0;
   let finished = false;
   const send = (m: unknown) => socket?.readyState === WebSocket.OPEN && socket.send(JSON.stringify(m));
-  const input = term.onData((data) => send({ type: 'input', data }));
+  // Keys typed while (re)connecting are kept (up to 64 KiB) and sent once the socket opens.
+  let typedAhead = '';
+  const input = term.onData((data) => {
+    if (!send({ type: 'input', data }) && typedAhead.length < 65536) typedAhead += data;
+  });
   const resized = term.onResize(({ cols, rows }) => send({ type: 'resize', cols, rows }));
   const onWindowResize = () => fit.fit();
   window.addEventListener('resize', onWindowResize);
@@ -327,6 +331,8 @@ function terminalView(sessionId: string) {
       attempt = 0;
       hideNotice();
       send({ type: 'resize', cols: term.cols, rows: term.rows });
+      if (typedAhead) send({ type: 'input', data: typedAhead });
+      typedAhead = '';
     };
     ws.onmessage = (ev) => {
       const m = JSON.parse(ev.data);
@@ -347,7 +353,11 @@ function terminalView(sessionId: string) {
       if (finished || socket !== ws) return;
       switch (ev.code) {
         case 4006:
-          return end('This exam has ended.');
+          // Ended before its termination message reached us: ask why.
+          return call<Status>('GET', `/v1/sessions/${sessionId}/status`).then(
+            (st) => end(st.message || 'This exam has ended.'),
+            () => end('This exam has ended.'),
+          );
         case 4005:
           finished = true;
           return progress(sessionId);

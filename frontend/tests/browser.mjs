@@ -65,7 +65,10 @@ try {
   const page = await alice.newPage();
   const problems = [];
   page.on('pageerror', (e) => problems.push(e.message));
-  page.on('console', (m) => m.type() === 'error' && problems.push(m.text()));
+  // Script errors and CSP violations count; the network errors of the offline step do not.
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !/WebSocket connection|Failed to load resource|net::ERR_/.test(m.text())) problems.push(m.text());
+  });
   const name = `alice-${Date.now()}`;
   let sessionId = '';
 
@@ -178,6 +181,17 @@ try {
     await signIn(late, `carol-${Date.now()}`);
     await late.getByRole('button', { name: 'Start exam: Two-second exam' }).click();
     await late.getByRole('heading', { name: 'Your exam time has expired' }).waitFor({ timeout: WAIT });
+  });
+
+  // An environment that cannot be prepared: the classified reason and what to do, no spinner.
+  const dave = await browser.newContext({ viewport: { width: 1280, height: 720 } });
+  const broken = await dave.newPage();
+  await step(broken, 'a failed start says why and what to do', async () => {
+    await signIn(broken, `dave-${Date.now()}`);
+    await broken.getByRole('button', { name: 'Start exam: Broken setup' }).click();
+    await broken.getByRole('heading', { name: 'Your exam environment could not be prepared' }).waitFor({ timeout: WAIT });
+    check((await broken.locator('.error').first().textContent()).trim().length > 0, 'no reason shown');
+    await broken.getByRole('button', { name: 'Start again' }).waitFor();
   });
 
   check(problems.length === 0, `the page reported errors:\n${problems.join('\n')}`);
