@@ -60,9 +60,10 @@ function check(condition, message) {
 }
 
 const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium' });
+// A candidate of their own: a separate browser context (storage, cookies) at 1280x720.
+const candidatePage = async () => (await browser.newContext({ viewport: { width: 1280, height: 720 } })).newPage();
 try {
-  const alice = await browser.newContext({ viewport: { width: 1280, height: 720 } });
-  const page = await alice.newPage();
+  const page = await candidatePage();
   const problems = [];
   page.on('pageerror', (e) => problems.push(e.message));
   // Script errors and CSP violations count; the network errors of the offline step do not.
@@ -129,8 +130,7 @@ try {
   });
 
   // Another candidate in another browser context sees nothing of the first.
-  const bob = await browser.newContext({ viewport: { width: 1280, height: 720 } });
-  const other = await bob.newPage();
+  const other = await candidatePage();
   await step(other, 'another candidate cannot see the first one’s session', async () => {
     await signIn(other, `bob-${Date.now()}`);
     await other.getByRole('heading', { name: 'Your exams' }).waitFor({ timeout: WAIT });
@@ -175,8 +175,7 @@ try {
   });
 
   // The clock runs out: the end screen says so, whatever the candidate does.
-  const carol = await browser.newContext({ viewport: { width: 1280, height: 720 } });
-  const late = await carol.newPage();
+  const late = await candidatePage();
   await step(late, 'time runs out and the end screen says so', async () => {
     await signIn(late, `carol-${Date.now()}`);
     await late.getByRole('button', { name: 'Start exam: Two-second exam' }).click();
@@ -184,8 +183,7 @@ try {
   });
 
   // An environment that cannot be prepared: the classified reason and what to do, no spinner.
-  const dave = await browser.newContext({ viewport: { width: 1280, height: 720 } });
-  const broken = await dave.newPage();
+  const broken = await candidatePage();
   await step(broken, 'a failed start says why and what to do', async () => {
     await signIn(broken, `dave-${Date.now()}`);
     await broken.getByRole('button', { name: 'Start exam: Broken setup' }).click();

@@ -81,7 +81,7 @@ void LogWriter::run() {
 Decision Authorizer::authorize(const AccessRequest& request) {
   const auto session_id = canonical_uuid(request.session_id);
   const auto user_id = canonical_uuid(request.user_id);
-  const auto facts = sessions_.find(session_id.value_or(kNobody));
+  auto facts = sessions_.find(session_id.value_or(kNobody));
 
   Decision d;
   if (!session_id) {
@@ -99,7 +99,7 @@ Decision Authorizer::authorize(const AccessRequest& request) {
     d.session_id = *session_id;
     d.user_id = *user_id;
     d.state = facts->state;
-    d.status = facts->status;
+    d.status = std::move(facts->status);
   }
 
   writer_.write({sql_time(clock_.now()), loggable(request.session_id), loggable(request.user_id),

@@ -39,13 +39,13 @@ grpc::Status AccessService::Authorize(grpc::ServerContext*, const v1::AuthorizeR
       case v1::ACCESS_TYPE_CONTROL: type = AccessType::control; break;
       default: break;
     }
-    const Decision d = authorizer_.authorize({request->session_id(), request->user_id(), type, request->client_ip()});
+    Decision d = authorizer_.authorize({request->session_id(), request->user_id(), type, request->client_ip()});
     if (!d.granted) throw Error("ACCESS_DENIED", "Access denied");
     response->set_authorized(true);
     response->set_session_id(d.session_id);
     response->set_user_id(d.user_id);
     response->set_state(parse_state_name(d.state).value_or(v1::SESSION_STATE_UNSPECIFIED));
-    *response->mutable_status() = d.status;
+    *response->mutable_status() = std::move(d.status);
   });
 }
 
