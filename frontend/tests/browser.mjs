@@ -2,8 +2,10 @@
 // against a running platform: EXAMISO_URL (default http://localhost:3000).
 // Screenshots of each step go to EXAMISO_ARTIFACTS (default
 // ../test-artifacts/browser). Exits non-zero on the first failed step.
+// With EXAMISO_CONTROL (a directory), the test that runs this script stops and
+// starts the gateway on request, to drop the connection under a live page.
 import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -54,6 +56,17 @@ async function signIn(page, name) {
   await page.goto(base);
   await page.getByLabel('Your name').fill(name);
   await page.getByRole('button', { name: 'Sign in' }).click();
+}
+// Asks the test around this script to do something (stop-gateway,
+// start-gateway) and waits until it is done (the request file is gone).
+async function control(request) {
+  const dir = process.env.EXAMISO_CONTROL;
+  if (!dir) throw new Error(`EXAMISO_CONTROL is not set: cannot ${request}`);
+  writeFileSync(join(dir, request), '');
+  for (const started = Date.now(); existsSync(join(dir, request)); ) {
+    if (Date.now() - started > WAIT) throw new Error(`${request} was not done`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 function check(condition, message) {
   if (!condition) throw new Error(message);
@@ -129,6 +142,16 @@ try {
     await waitForOutput(page, /found:proof-42\.txt/);
   });
 
+  await step(page, 'the connection drops, the page says so and comes back to the same shell', async () => {
+    await control('stop-gateway');
+    await page.getByText('Connection lost. Reconnecting to your terminal…').waitFor({ timeout: WAIT });
+    // Typed while disconnected: kept, and sent once the terminal is back.
+    await typeLine(page, 'echo "back-$MARK"');
+    await control('start-gateway');
+    await page.locator('#notice').waitFor({ state: 'hidden', timeout: WAIT });
+    await waitForOutput(page, /^back-4242\s*$/);
+  });
+
   // Another candidate in another browser context sees nothing of the first.
   const other = await candidatePage();
   await step(other, 'another candidate cannot see the first one’s session', async () => {
@@ -180,6 +203,36 @@ try {
     await signIn(late, `carol-${Date.now()}`);
     await late.getByRole('button', { name: 'Start exam: Two-second exam' }).click();
     await late.getByRole('heading', { name: 'Your exam time has expired' }).waitFor({ timeout: WAIT });
+  });
+
+  // The warnings come when the server's remaining time reaches them, once each,
+  // and not for a mark already passed when the exam was opened.
+  const alerts = async (p) => p.evaluate(() => window.__alerts);
+  const recordAlerts = (p) => p.addInitScript(() => {
+    window.__alerts = [];
+    new MutationObserver(() => {
+      const box = document.getElementById('alert');
+      if (box && !box.hidden) window.__alerts.push(box.textContent);
+    }).observe(document, { subtree: true, childList: true, characterData: true, attributes: true });
+  });
+  const fiveMinutes = await candidatePage();
+  await recordAlerts(fiveMinutes);
+  await step(fiveMinutes, 'a warning when 5 minutes are left', async () => {
+    await signIn(fiveMinutes, `erin-${Date.now()}`);
+    await fiveMinutes.getByRole('button', { name: 'Start exam: Five minutes and a bit' }).click();
+    await fiveMinutes.getByRole('alert').filter({ hasText: '5 minutes left' }).waitFor({ timeout: WAIT });
+    check(/Time left 0[45]:\d\d/.test(await fiveMinutes.locator('#clock').textContent()), 'clock text at the warning');
+    const seen = await alerts(fiveMinutes);
+    check(!seen.some((a) => a.includes('1 minute')), `alerts: ${JSON.stringify(seen)}`);
+  });
+  const oneMinute = await candidatePage();
+  await recordAlerts(oneMinute);
+  await step(oneMinute, 'a warning when 1 minute is left, none for 5 minutes already past', async () => {
+    await signIn(oneMinute, `frank-${Date.now()}`);
+    await oneMinute.getByRole('button', { name: 'Start exam: One minute and a bit' }).click();
+    await oneMinute.getByRole('alert').filter({ hasText: '1 minute left' }).waitFor({ timeout: WAIT });
+    const seen = await alerts(oneMinute);
+    check(!seen.some((a) => a.includes('5 minutes')), `alerts: ${JSON.stringify(seen)}`);
   });
 
   // An environment that cannot be prepared: the classified reason and what to do, no spinner.

@@ -3,7 +3,12 @@
 // through playwright-core (sign in, start, ready, type, files, resize, reload,
 // another candidate, submit, terminal gone). Screenshots of every step go to
 // test-artifacts/browser. `./scripts/dev test` builds the frontend first.
+//
+// The script drops the connection under a live page by asking this test to
+// stop and start the gateway: it creates the file `stop-gateway` or
+// `start-gateway` in EXAMISO_CONTROL, and the file is removed once done.
 #include <filesystem>
+#include <future>
 #include <iostream>
 
 #include <gtest/gtest.h>
@@ -29,11 +34,29 @@ TEST(Browser, ACandidateTakesAnExamInTheWebUI) {
   const std::string gw = platform.address("gateway");
   const std::string port = gw.substr(gw.rfind(':') + 1);
   for (const char* s : {"identity", "lifecycle", "environment", "access", "cleanup"}) platform.start(s);
-  platform.start("gateway", {{"EXAMISO_GATEWAY_ALLOWED_ORIGINS", "http://localhost:" + port}});
-  const auto r = testing::run({"node", kFrontend + "/tests/browser.mjs"},
-                              {{"EXAMISO_URL", "http://localhost:" + port},
-                               {"EXAMISO_ARTIFACTS", std::string(EXAMISO_SOURCE_DIR) + "/test-artifacts/browser"}},
-                              std::chrono::minutes(4));
+  const testing::Env gateway_env = {{"EXAMISO_GATEWAY_ALLOWED_ORIGINS", "http://localhost:" + port}};
+  platform.start("gateway", gateway_env);
+  testing::TempDir control;
+  auto script = std::async(std::launch::async, [&] {
+    return testing::run({"node", kFrontend + "/tests/browser.mjs"},
+                        {{"EXAMISO_URL", "http://localhost:" + port},
+                         {"EXAMISO_CONTROL", control.path()},
+                         {"EXAMISO_ARTIFACTS", std::string(EXAMISO_SOURCE_DIR) + "/test-artifacts/browser"}},
+                        std::chrono::minutes(4));
+  });
+  const std::filesystem::path stop_request = control.path() + "/stop-gateway";
+  const std::filesystem::path start_request = control.path() + "/start-gateway";
+  while (script.wait_for(std::chrono::milliseconds(50)) != std::future_status::ready) {
+    if (std::filesystem::exists(stop_request)) {
+      platform.stop("gateway");
+      std::filesystem::remove(stop_request);
+    }
+    if (std::filesystem::exists(start_request)) {
+      platform.start("gateway", gateway_env);
+      std::filesystem::remove(start_request);
+    }
+  }
+  const auto r = script.get();
   std::cout << r.out;
   EXPECT_EQ(r.exit_code, 0) << r.out << "\n" << r.err << "\n" << platform.logs().substr(0, 20000);
 }
