@@ -52,6 +52,8 @@ constexpr std::array kKeys{
     ConfigKey{"environment.expedite_rcu", "true",
               "local driver: set /sys/kernel/rcu_expedited, without which every move into a sandbox's cgroup "
               "waits out an RCU grace period (~17 ms)"},
+    ConfigKey{"environment.warm_pool_size", "2",
+              "environments kept ready per exam before candidates ask (setup already run); 0: none"},
     ConfigKey{"environment.replay_bytes", "65536", "recent terminal output replayed to a client that (re)attaches"},
     ConfigKey{"environment.reconcile_interval_seconds", "10",
               "how often records and running sandboxes are compared (also at start-up)"},

@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/errors.h"
+
 namespace examiso::environment {
 
 struct EnvironmentSpec {
@@ -29,6 +31,9 @@ struct EnvironmentSpec {
   std::string setup_script;
   std::string runtime_class;
   int64_t duration_seconds = 0;
+  // Made ahead for the warm pool: the setup runs, the candidate's shell waits
+  // for claim().
+  bool pooled = false;
 };
 
 // One client's view of an environment's terminal.
@@ -54,6 +59,15 @@ class SandboxDriver {
   virtual bool alive(const std::string& environment_id) = 0;
   // Idempotent: destroying what is not there is not an error.
   virtual void destroy(const std::string& environment_id) = 0;
+  // Whether pooled environments can be made and claimed.
+  virtual bool pools() const { return false; }
+  // A pooled environment becomes a session's, named `name` (its hostname):
+  // its shell starts. Throws Error ENVIRONMENT_NOT_FOUND when that fails.
+  virtual void claim(const std::string& environment_id, const std::string& name) {
+    (void)environment_id;
+    (void)name;
+    throw Error("INTERNAL_ERROR", "this driver has no warm pool");
+  }
   // Every environment this driver has on its node, by id.
   virtual std::vector<std::string> list() = 0;
   // Throws Error ENVIRONMENT_NOT_FOUND when it is not running.

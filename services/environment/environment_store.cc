@@ -23,7 +23,7 @@ const std::string& columns() {
   static const std::string c = "environment_id::text, session_id::text, pod_name, pod_namespace, driver, node,"
                                " coalesce(host_uid, 0), status, coalesce(error_reason, ''), " +
                                micros("created_at") + ", " + micros("ready_at") + ", " + micros("destroyed_at") + ", " +
-                               micros("updated_at");
+                               micros("updated_at") + ", coalesce(pool_key, '')";
   return c;
 }
 
@@ -42,6 +42,7 @@ EnvironmentRecord read(const PgResult& r, int row) {
   e.ready_at = r.time(row, 10);
   e.destroyed_at = r.time(row, 11);
   e.updated_at = *r.time(row, 12);
+  e.pool_key = r.str(row, 13);
   return e;
 }
 
@@ -71,7 +72,8 @@ std::optional<EnvironmentRecord> EnvironmentStore::insert_creating(EnvironmentRe
                                                                    int64_t uid_count) {
   static const std::string sql =
       "INSERT INTO execution_environments (environment_id, session_id, pod_name, pod_namespace, driver, node,"
-      " host_uid, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'creating', $8, $8)"
+      " host_uid, status, created_at, updated_at, pool_key)"
+      " VALUES ($1, $2, $3, $4, $5, $6, $7, 'creating', $8, $8, $9)"
       " RETURNING " + columns();
   thread_local std::mt19937_64 rng(std::random_device{}());
   const std::string base_name = e.pod_name;
@@ -79,8 +81,10 @@ std::optional<EnvironmentRecord> EnvironmentStore::insert_creating(EnvironmentRe
   for (int attempt = 0; attempt < 50; ++attempt) {
     const int64_t uid = uid_base + static_cast<int64_t>(rng() % static_cast<uint64_t>(uid_count));
     try {
-      const PgResult r = conn->exec_prepared(sql, {e.environment_id, e.session_id, e.pod_name, e.pod_namespace,
-                                                   e.driver, e.node, uid, sql_time(clock_.now())});
+      const PgResult r = conn->exec_prepared(
+          sql, {e.environment_id, e.session_id.empty() ? std::optional<std::string>() : e.session_id, e.pod_name,
+                e.pod_namespace, e.driver, e.node, uid, sql_time(clock_.now()),
+                e.pool_key.empty() ? std::optional<std::string>() : e.pool_key});
       return read(r, 0);
     } catch (const DbError& err) {
       if (err.constraint() == "environments_one_live_per_session") return std::nullopt;
@@ -95,6 +99,26 @@ std::optional<EnvironmentRecord> EnvironmentStore::insert_creating(EnvironmentRe
     }
   }
   throw Error("INTERNAL_ERROR", "no free sandbox uid or name after 50 attempts");
+}
+
+std::optional<EnvironmentRecord> EnvironmentStore::claim(const std::string& pool_key, const std::string& node,
+                                                        const std::string& session_id, const std::string& pod_name) {
+  // SKIP LOCKED: concurrent claims take different environments, none waits.
+  static const std::string sql =
+      "UPDATE execution_environments SET session_id = $3, pod_name = $4, created_at = $5, ready_at = $5,"
+      " updated_at = $5 WHERE environment_id = (SELECT environment_id FROM execution_environments"
+      " WHERE session_id IS NULL AND status = 'running' AND node = $2 AND pool_key = $1"
+      " ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING " + columns();
+  auto conn = pool_.acquire();
+  try {
+    const PgResult r = conn->exec_prepared(sql, {pool_key, node, session_id, pod_name, sql_time(clock_.now())});
+    if (r.rows() == 0) return std::nullopt;
+    return read(r, 0);
+  } catch (const DbError& err) {
+    if (err.constraint() == "environments_one_live_per_session" || err.constraint() == "environments_live_pod_name")
+      return std::nullopt;
+    throw;
+  }
 }
 
 EnvironmentRecord EnvironmentStore::set_status(const std::string& environment_id, Status status,
@@ -113,16 +137,17 @@ EnvironmentRecord EnvironmentStore::set_status(const std::string& environment_id
 }
 
 std::vector<EnvironmentRecord> EnvironmentStore::list(const std::vector<Status>& statuses, const std::string& node,
-                                                      int limit) {
+                                                      int limit, bool pooled) {
   std::string array = "{";
   for (size_t i = 0; i < statuses.size(); ++i) array += (i ? "," : "") + std::string(name(statuses[i]));
   array += "}";
   auto conn = pool_.acquire();
   const PgResult r = conn->exec("SELECT " + columns() +
                                     " FROM execution_environments WHERE ($1::text[] IS NULL OR status = ANY($1::text[]))"
-                                    " AND ($2::text IS NULL OR node = $2) ORDER BY created_at DESC LIMIT $3",
+                                    " AND ($2::text IS NULL OR node = $2) AND ($4::boolean OR session_id IS NOT NULL)"
+                                    " ORDER BY created_at DESC LIMIT $3",
                                 {statuses.empty() ? std::optional<std::string>() : array,
-                                 node.empty() ? std::optional<std::string>() : node, limit});
+                                 node.empty() ? std::optional<std::string>() : node, limit, pooled});
   std::vector<EnvironmentRecord> out;
   for (int i = 0; i < r.rows(); ++i) out.push_back(read(r, i));
   return out;

@@ -31,6 +31,7 @@ struct EnvironmentRecord {
   TimePoint created_at;
   std::optional<TimePoint> ready_at, destroyed_at;
   TimePoint updated_at;
+  std::string pool_key;  // made for the warm pool (session_id empty until claimed)
 };
 
 class EnvironmentStore final {
@@ -41,13 +42,22 @@ class EnvironmentStore final {
   std::optional<EnvironmentRecord> latest(const std::string& session_id);
   std::optional<EnvironmentRecord> by_id(const std::string& environment_id);
 
-  // Inserts a `creating` record. Nullopt when the session already has a live
-  // one; a taken pod name or uid is retried with the next candidate.
+  // Inserts a `creating` record (a pooled one when session_id is empty).
+  // Nullopt when the session already has a live one; a taken pod name or uid
+  // is retried with the next candidate.
   std::optional<EnvironmentRecord> insert_creating(EnvironmentRecord record, int64_t uid_base, int64_t uid_count);
 
   EnvironmentRecord set_status(const std::string& environment_id, Status status, const std::string& error_reason = "");
 
-  std::vector<EnvironmentRecord> list(const std::vector<Status>& statuses, const std::string& node, int limit);
+  // Gives the oldest running pooled environment of `pool_key` on `node` to the
+  // session, named `pod_name`. Nullopt when there is none, or when the session
+  // already has a live environment or another one has that name.
+  std::optional<EnvironmentRecord> claim(const std::string& pool_key, const std::string& node,
+                                         const std::string& session_id, const std::string& pod_name);
+
+  // `pooled`: also the warm pool's environments (no session yet).
+  std::vector<EnvironmentRecord> list(const std::vector<Status>& statuses, const std::string& node, int limit,
+                                      bool pooled = true);
 
  private:
   PgPool& pool_;

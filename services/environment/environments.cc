@@ -15,6 +15,21 @@ bool live(Status s) {
   return s == Status::pending || s == Status::creating || s == Status::running || s == Status::terminating;
 }
 
+// Environments made from equal settings are interchangeable: one pool.
+std::string pool_key(const EnvironmentSpec& s) {
+  std::string text = s.image + '\n' + std::to_string(s.memory_limit_bytes) + '\n' + std::to_string(s.pids_limit) +
+                     '\n' + std::to_string(s.cpu_millis) + '\n' + std::to_string(s.home_size_bytes) + '\n' +
+                     std::to_string(s.tmp_size_bytes) + '\n' + s.runtime_class + '\n' +
+                     std::to_string(s.duration_seconds) + '\n';
+  for (const auto& e : s.egress_allow) text += e + ',';
+  return sha256_hex(text + '\n' + s.setup_script).substr(0, 32);
+}
+
+constexpr auto kPoolRetryAfterFailure = std::chrono::seconds(30);
+// The pool is made up when claims pause: while candidates arrive, the CPU is
+// theirs (making an environment costs ~30 ms of CPU; claiming one, ~1 ms).
+constexpr auto kPoolQuietAfterClaim = std::chrono::milliseconds(300);
+
 }  // namespace
 
 EnvironmentRecord Environments::create(const std::string& session_id_in, std::chrono::seconds timeout) {
@@ -32,40 +47,139 @@ EnvironmentRecord Environments::create(const std::string& session_id_in, std::ch
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   if (session.state != "initializing") sessions_.start_initializing(session_id);
 
+  if (auto claimed = claim_pooled(session_id, session.spec)) return *claimed;
+
+  const auto inserted = store_.insert_creating(new_record(session_id, "exam-" + session_id.substr(0, 8)), o_.uid_base,
+                                               o_.uid_count);
+  if (!inserted) return wait_for_creation(session_id, deadline);  // a concurrent create won
+  return provision(*inserted, session.spec, deadline);
+}
+
+EnvironmentRecord Environments::new_record(const std::string& session_id, const std::string& pod_name) const {
   EnvironmentRecord record;
   record.environment_id = new_uuid();
   record.session_id = session_id;
-  record.pod_name = "exam-" + session_id.substr(0, 8);
+  record.pod_name = pod_name;
   record.pod_namespace = o_.pod_namespace;
   record.driver = driver_.name();
   record.node = o_.node;
-  const auto inserted = store_.insert_creating(record, o_.uid_base, o_.uid_count);
-  if (!inserted) return wait_for_creation(session_id, deadline);  // a concurrent create won
+  return record;
+}
 
-  EnvironmentSpec spec = session.spec;
-  spec.environment_id = inserted->environment_id;
-  spec.session_id = session_id;
-  spec.name = inserted->pod_name;
-  spec.host_uid = static_cast<uid_t>(inserted->host_uid);
+EnvironmentRecord Environments::provision(const EnvironmentRecord& inserted, EnvironmentSpec spec,
+                                          std::chrono::steady_clock::time_point deadline) {
+  spec.environment_id = inserted.environment_id;
+  spec.session_id = inserted.session_id;
+  spec.name = inserted.pod_name;
+  spec.host_uid = static_cast<uid_t>(inserted.host_uid);
+  spec.pooled = inserted.session_id.empty();
   const auto started = std::chrono::steady_clock::now();
   try {
     driver_.create(spec, deadline);
   } catch (const Error& e) {
     const std::string reason = e.details().value("reason", std::string(e.what()));
-    store_.set_status(inserted->environment_id, Status::error, reason);
+    store_.set_status(inserted.environment_id, Status::error, reason);
     log::warn("environment_create_failed",
-              {{"session_id", session_id}, {"environment_id", inserted->environment_id}, {"reason", reason}});
+              {{"session_id", inserted.session_id}, {"environment_id", inserted.environment_id}, {"reason", reason}});
     if (e.code() == "ENVIRONMENT_CREATE_FAILED") throw;
     throw Error("ENVIRONMENT_CREATE_FAILED", "Environment could not be created: " + reason, Json{{"reason", reason}});
   }
-  EnvironmentRecord ready = store_.set_status(inserted->environment_id, Status::running);
-  log::info("environment_created",
-            {{"session_id", session_id},
+  EnvironmentRecord ready = store_.set_status(inserted.environment_id, Status::running);
+  log::info(spec.pooled ? "environment_pooled" : "environment_created",
+            {{"session_id", ready.session_id},
              {"environment_id", ready.environment_id},
              {"pod_name", ready.pod_name},
              {"ms", std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started)
                         .count()}});
   return ready;
+}
+
+// A ready environment from the warm pool, now the session's; nullopt when the
+// pool has none (or this driver keeps no pool).
+std::optional<EnvironmentRecord> Environments::claim_pooled(const std::string& session_id,
+                                                            const EnvironmentSpec& spec) {
+  if (o_.pool_size <= 0 || !driver_.pools()) return std::nullopt;
+  const std::string key = pool_key(spec);
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    const auto started = std::chrono::steady_clock::now();
+    auto record = store_.claim(key, o_.node, session_id, "exam-" + session_id.substr(0, 8));
+    if (!record) return std::nullopt;
+    last_claim_ = std::chrono::steady_clock::now().time_since_epoch().count();
+    pool_wanted_.notify_one();
+    try {
+      driver_.claim(record->environment_id, record->pod_name);
+      log::info("environment_claimed",
+                {{"session_id", session_id},
+                 {"environment_id", record->environment_id},
+                 {"pod_name", record->pod_name},
+                 {"ms", std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                              started).count()}});
+      return record;
+    } catch (const Error& e) {
+      // A pooled sandbox that died waiting: it is not this session's, try another.
+      log::warn("environment_claim_failed",
+                {{"session_id", session_id}, {"environment_id", record->environment_id}, {"reason", e.what()}});
+      driver_.destroy(record->environment_id);
+      store_.set_status(record->environment_id, Status::error, e.what());
+    }
+  }
+  return std::nullopt;
+}
+
+void Environments::run_pool(const std::atomic<bool>& stop) {
+  while (!stop) {
+    try {
+      refill_pool(stop);
+    } catch (const std::exception& e) {
+      log::warn("pool_refill_failed", {{"message", e.what()}});
+    }
+    std::unique_lock lock(pool_mutex_);
+    pool_wanted_.wait_for(lock, std::chrono::seconds(1));
+  }
+}
+
+void Environments::refill_pool(const std::atomic<bool>& stop) {
+  if (o_.pool_size <= 0 || !driver_.pools()) return;
+  std::map<std::string, Sessions::Exam> wanted;  // by pool key
+  for (auto& exam : sessions_.exams()) wanted.emplace(pool_key(exam.spec), std::move(exam));
+  std::map<std::string, int64_t> have;
+  for (const auto& r : store_.list({Status::creating, Status::running}, o_.node, 100000)) {
+    if (!r.session_id.empty() || r.pool_key.empty() || r.driver != driver_.name()) continue;
+    if (wanted.count(r.pool_key)) {
+      ++have[r.pool_key];
+    } else {
+      retire(r, "its exam is no longer in the catalog");
+    }
+  }
+  for (const auto& [key, exam] : wanted) {
+    if (std::chrono::steady_clock::now() < pool_failed_until_[key]) continue;
+    for (int64_t n = have[key]; n < o_.pool_size && !stop; ++n) {
+      for (;;) {
+        const auto quiet_at = std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(last_claim_)) +
+                              kPoolQuietAfterClaim;
+        if (stop || std::chrono::steady_clock::now() >= quiet_at) break;
+        std::this_thread::sleep_until(quiet_at);
+      }
+      EnvironmentRecord record = new_record("", "pool-" + new_uuid().substr(0, 8));
+      record.pool_key = key;
+      const auto inserted = store_.insert_creating(record, o_.uid_base, o_.uid_count);
+      try {
+        provision(*inserted, exam.spec,
+                  std::chrono::steady_clock::now() + std::chrono::seconds(exam.provisioning_timeout_seconds));
+      } catch (const Error&) {
+        // A setup that fails fails for every candidate: not again at once.
+        pool_failed_until_[key] = std::chrono::steady_clock::now() + kPoolRetryAfterFailure;
+        break;
+      }
+    }
+  }
+}
+
+void Environments::retire(const EnvironmentRecord& r, const std::string& reason) {
+  store_.set_status(r.environment_id, Status::terminating);
+  driver_.destroy(r.environment_id);
+  store_.set_status(r.environment_id, Status::destroyed);
+  log::info("environment_retired", {{"environment_id", r.environment_id}, {"reason", reason}});
 }
 
 EnvironmentRecord Environments::wait_for_creation(const std::string& session_id,
@@ -106,7 +220,7 @@ DestroyResult Environments::destroy(const std::string& session_id_in, const std:
 
 std::vector<EnvironmentRecord> Environments::list(const std::vector<Status>& statuses, int limit) {
   require_limit(limit, 10000);
-  return store_.list(statuses, "", limit);
+  return store_.list(statuses, "", limit, false);
 }
 
 std::unique_ptr<Terminal> Environments::attach(const std::string& session_id_in, uint16_t cols, uint16_t rows) {
@@ -141,7 +255,7 @@ ReconcileReport Environments::reconcile(bool starting) {
     } else if (r.status == Status::running && !driver_.alive(r.environment_id)) {
       driver_.destroy(r.environment_id);
       store_.set_status(r.environment_id, Status::error, "sandbox vanished");
-      report.lost_sessions.push_back(r.session_id);
+      if (!r.session_id.empty()) report.lost_sessions.push_back(r.session_id);
       log::warn("environment_reconciled",
                 {{"environment_id", r.environment_id}, {"session_id", r.session_id}, {"action", "marked_lost"}});
     }

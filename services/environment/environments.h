@@ -2,7 +2,12 @@
 // The environment service's rules: one environment per session, created only
 // for a session being provisioned, destroyed idempotently, and reconciled with
 // what actually runs on this node.
+#include <atomic>
+#include <condition_variable>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 
 #include "services/environment/driver.h"
@@ -19,8 +24,14 @@ class Sessions {
     int64_t provisioning_timeout_seconds = 60;
     EnvironmentSpec spec;  // the exam's environment settings (ids not filled)
   };
+  struct Exam {
+    std::string exam_id;
+    int64_t provisioning_timeout_seconds = 60;
+    EnvironmentSpec spec;
+  };
   virtual ~Sessions() = default;
   virtual Info get(const std::string& session_id) = 0;  // SESSION_NOT_FOUND
+  virtual std::vector<Exam> exams() = 0;               // the catalog
   // created -> initializing; a session already initializing is fine.
   virtual void start_initializing(const std::string& session_id) = 0;
 };
@@ -30,6 +41,8 @@ struct EnvironmentOptions {
   std::string node;
   int64_t uid_base = 200000;
   int64_t uid_count = 50000;
+  // Environments kept ready per exam before anyone asks (0: none).
+  int64_t pool_size = 0;
 };
 
 struct ReconcileReport {
@@ -61,9 +74,22 @@ class Environments final {
   // `terminating` by a crash are finished too.
   ReconcileReport reconcile(bool starting);
 
+  // The warm pool: keeps pool_size ready environments per exam of the catalog
+  // on this node (made one at a time, woken by each claim), retires those of
+  // exams no longer in it. Runs until `stop`.
+  void run_pool(const std::atomic<bool>& stop);
+  void refill_pool(const std::atomic<bool>& stop);
+  void wake_pool() { pool_wanted_.notify_all(); }
+
   bool ready(const EnvironmentRecord& record) { return record.status == Status::running && driver_.alive(record.environment_id); }
 
  private:
+  EnvironmentRecord new_record(const std::string& session_id, const std::string& pod_name) const;
+  // Makes the environment of an inserted record; its status follows.
+  EnvironmentRecord provision(const EnvironmentRecord& inserted, EnvironmentSpec spec,
+                              std::chrono::steady_clock::time_point deadline);
+  std::optional<EnvironmentRecord> claim_pooled(const std::string& session_id, const EnvironmentSpec& spec);
+  void retire(const EnvironmentRecord& record, const std::string& reason);
   EnvironmentRecord wait_for_creation(const std::string& session_id, std::chrono::steady_clock::time_point deadline);
 
   EnvironmentStore& store_;
@@ -71,6 +97,10 @@ class Environments final {
   Sessions& sessions_;
   const Clock& clock_;
   EnvironmentOptions o_;
+  std::mutex pool_mutex_;
+  std::condition_variable pool_wanted_;
+  std::map<std::string, std::chrono::steady_clock::time_point> pool_failed_until_;  // by pool key
+  std::atomic<std::chrono::steady_clock::rep> last_claim_{0};
 };
 
 }  // namespace examiso::environment

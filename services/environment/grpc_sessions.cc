@@ -5,6 +5,25 @@
 #include "common/proto_names.h"
 
 namespace examiso::environment {
+namespace {
+
+EnvironmentSpec spec_of(const v1::Exam& exam) {
+  EnvironmentSpec spec;
+  const auto& e = exam.environment();
+  spec.image = e.image();
+  spec.memory_limit_bytes = e.memory_limit_bytes();
+  spec.pids_limit = e.pids_limit();
+  spec.cpu_millis = e.cpu_millis();
+  spec.home_size_bytes = e.home_size_bytes();
+  spec.tmp_size_bytes = e.tmp_size_bytes();
+  spec.egress_allow.assign(e.network().egress_allow().begin(), e.network().egress_allow().end());
+  spec.setup_script = e.setup_script();
+  spec.runtime_class = e.runtime_class();
+  spec.duration_seconds = exam.duration_seconds();
+  return spec;
+}
+
+}  // namespace
 
 GrpcSessions::GrpcSessions(std::string address, std::chrono::milliseconds timeout)
     : address_(std::move(address)), timeout_(timeout), stub_(v1::LifecycleService::NewStub(make_channel(address_))) {}
@@ -28,18 +47,20 @@ Sessions::Info GrpcSessions::get(const std::string& session_id) {
   info.session_id = session.session_id();
   info.state = state_name(session.state());
   info.provisioning_timeout_seconds = exam.provisioning_timeout_seconds();
-  const auto& e = exam.environment();
-  info.spec.image = e.image();
-  info.spec.memory_limit_bytes = e.memory_limit_bytes();
-  info.spec.pids_limit = e.pids_limit();
-  info.spec.cpu_millis = e.cpu_millis();
-  info.spec.home_size_bytes = e.home_size_bytes();
-  info.spec.tmp_size_bytes = e.tmp_size_bytes();
-  info.spec.egress_allow.assign(e.network().egress_allow().begin(), e.network().egress_allow().end());
-  info.spec.setup_script = e.setup_script();
-  info.spec.runtime_class = e.runtime_class();
-  info.spec.duration_seconds = exam.duration_seconds();
+  info.spec = spec_of(exam);
   return info;
+}
+
+std::vector<Sessions::Exam> GrpcSessions::exams() {
+  v1::ListExamsResponse response;
+  grpc::ClientContext c;
+  c.set_deadline(std::chrono::system_clock::now() + timeout_);
+  if (const auto s = stub_->ListExams(&c, v1::ListExamsRequest(), &response); !s.ok())
+    throw from_grpc_status(s, address_);
+  std::vector<Exam> out;
+  for (const auto& exam : response.exams())
+    out.push_back({exam.exam_id(), exam.provisioning_timeout_seconds(), spec_of(exam)});
+  return out;
 }
 
 void GrpcSessions::start_initializing(const std::string& session_id) {

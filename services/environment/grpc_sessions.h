@@ -11,6 +11,7 @@ class GrpcSessions final : public Sessions {
  public:
   GrpcSessions(std::string address, std::chrono::milliseconds timeout);
   Info get(const std::string& session_id) override;
+  std::vector<Exam> exams() override;
   void start_initializing(const std::string& session_id) override;
 
  private:

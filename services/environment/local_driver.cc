@@ -47,34 +47,46 @@ class LocalTerminal final : public Terminal {
     std::string out;
     while (auto f = reader_.next()) out += f->payload;
     if (!out.empty()) return out;
-    if (ended_) return std::nullopt;
-    pollfd p{fd_, POLLIN, 0};
-    if (poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return out;
-    char buf[65536];
-    const ssize_t n = ::read(fd_, buf, sizeof buf);
-    if (n <= 0) {
-      ended_ = true;
-      return std::nullopt;
-    }
-    reader_.feed(std::string_view(buf, static_cast<size_t>(n)));
+    if (!fill(timeout)) return ended_ ? std::nullopt : std::optional(out);
     while (auto f = reader_.next()) out += f->payload;
-    if (reader_.corrupt()) ended_ = true;
     return out;
   }
 
-  bool write(std::string_view input) override {
+  // The next frame; nullopt after `timeout` with none, or at the end (ended()).
+  std::optional<sandbox::Frame> next_frame(std::chrono::milliseconds timeout) {
+    if (auto f = reader_.next()) return f;
+    return fill(timeout) ? reader_.next() : std::nullopt;
+  }
+  bool ended() const { return ended_; }
+
+  bool send(std::string_view frame) {
     std::lock_guard lock(write_mutex_);
-    return sandbox::write_all(fd_, sandbox::encode_frame(FrameType::input, input));
+    return sandbox::write_all(fd_, frame);
   }
 
-  bool resize(uint16_t cols, uint16_t rows) override {
-    std::lock_guard lock(write_mutex_);
-    return sandbox::write_all(fd_, sandbox::encode_resize(cols, rows));
-  }
+  bool write(std::string_view input) override { return send(sandbox::encode_frame(FrameType::input, input)); }
+  bool resize(uint16_t cols, uint16_t rows) override { return send(sandbox::encode_resize(cols, rows)); }
 
   void close() override { shutdown(fd_, SHUT_RDWR); }
 
  private:
+  // Reads what arrives within `timeout` into the frame reader; false when
+  // nothing did (or the stream ended).
+  bool fill(std::chrono::milliseconds timeout) {
+    if (ended_) return false;
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return false;
+    char buf[65536];
+    const ssize_t n = ::read(fd_, buf, sizeof buf);
+    if (n <= 0) {
+      ended_ = true;
+      return false;
+    }
+    reader_.feed(std::string_view(buf, static_cast<size_t>(n)));
+    if (reader_.corrupt()) ended_ = true;
+    return true;
+  }
+
   int fd_;
   sandbox::FrameReader reader_;
   bool ended_ = false;
@@ -142,17 +154,20 @@ void LocalDriver::create(const EnvironmentSpec& spec, std::chrono::steady_clock:
     for (const auto& p : procs) args.insert(args.end(), {"--cgroup-procs", p});
     const std::vector<std::string> shell{"/bin/bash", "-l"};
     args.push_back("--");
-    if (spec.setup_script.empty()) {
+    if (spec.setup_script.empty() && !spec.pooled) {
       for (auto& a : sandbox::sandbox_command(layout, shell)) args.push_back(std::move(a));
     } else {
       // The first shell runs the exam's setup, reports it on fd 4, then
-      // becomes the candidate's shell: one sandbox start instead of two.
+      // becomes the candidate's shell: one sandbox start instead of two. A
+      // pooled one first waits for its claim (a line on the terminal, sent by
+      // the keeper once the hostname is the session's).
       const std::string wrapper =
           "out=$(/bin/bash -c \"$1\" 2>&1 </dev/null 4>&-); code=$?; "
           "printf '%s\\n%s\\0' \"$code\" \"${out:$(( ${#out} > 500 ? ${#out} - 500 : 0 ))}\" >&4; exec 4>&-; "
-          "[ \"$code\" = 0 ] && exec /bin/bash -l; exit \"$code\"";
-      for (auto& a : sandbox::sandbox_command(layout, {"/bin/bash", "-c", wrapper, "examiso-setup",
-                                                       spec.setup_script}))
+          "[ \"$code\" = 0 ] || exit \"$code\"; " +
+          std::string(spec.pooled ? "IFS= read -rs _; unset HOSTNAME; " : "") + "exec /bin/bash -l";
+      const std::string setup = spec.setup_script.empty() ? ":" : spec.setup_script;
+      for (auto& a : sandbox::sandbox_command(layout, {"/bin/bash", "-c", wrapper, "examiso-setup", setup}))
         args.push_back(std::move(a));
       args.push_back("--respawn");
       for (auto& a : sandbox::sandbox_command(layout, shell)) args.push_back(std::move(a));
@@ -231,6 +246,26 @@ std::optional<pid_t> LocalDriver::keeper(const std::string& environment_id) cons
 }
 
 bool LocalDriver::alive(const std::string& environment_id) { return keeper(environment_id).has_value(); }
+
+void LocalDriver::claim(const std::string& environment_id, const std::string& name) {
+  // /etc/hostname and /etc/hosts are bound into the sandbox: rewritten in
+  // place, the running shells see the new name too.
+  sandbox::write_etc(dir(environment_id) + "/etc", name);
+  auto terminal = attach(environment_id, 0, 0);
+  auto& local = static_cast<LocalTerminal&>(*terminal);
+  if (!local.send(sandbox::encode_frame(FrameType::claim, name)))
+    throw Error("ENVIRONMENT_NOT_FOUND", "The pooled environment's keeper went away");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (std::chrono::steady_clock::now() < deadline) {
+    const auto frame = local.next_frame(std::chrono::milliseconds(100));
+    if (!frame && local.ended()) break;
+    if (!frame) continue;
+    if (frame->type == FrameType::claimed) return;
+    if (frame->type == FrameType::notice)
+      throw Error("ENVIRONMENT_NOT_FOUND", "The pooled environment refused the claim: " + frame->payload);
+  }
+  throw Error("ENVIRONMENT_NOT_FOUND", "The pooled environment did not answer its claim");
+}
 
 void LocalDriver::destroy(const std::string& environment_id) {
   const std::string d = dir(environment_id);

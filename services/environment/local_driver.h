@@ -25,6 +25,8 @@ class LocalDriver final : public SandboxDriver {
   std::string name() const override { return "local"; }
   void create(const EnvironmentSpec& spec, std::chrono::steady_clock::time_point deadline) override;
   bool alive(const std::string& environment_id) override;
+  bool pools() const override { return true; }
+  void claim(const std::string& environment_id, const std::string& name) override;
   void destroy(const std::string& environment_id) override;
   std::vector<std::string> list() override;
   std::unique_ptr<Terminal> attach(const std::string& environment_id, uint16_t cols, uint16_t rows) override;

@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
     environment::Environments environments(
         store, driver, sessions, clock,
         {config.str("environment.namespace"), node, config.integer("environment.uid_base"),
-         config.integer("environment.uid_count")});
+         config.integer("environment.uid_count"), config.integer("environment.warm_pool_size")});
     environments.reconcile(true);
 
     environment::EnvironmentService service(environments);
@@ -64,8 +64,11 @@ int main(int argc, char** argv) {
         }
       }
     });
+    std::thread warm_pool([&] { environments.run_pool(stop); });
     server.wait();
     stop = true;
+    environments.wake_pool();
     reconciler.join();
+    warm_pool.join();
   });
 }

@@ -97,7 +97,8 @@ bool Provisioner::step() {
     } catch (const Error& e) {
       if (e.code() != "INVALID_TRANSITION") throw;
     }
-    release(c->session_id, std::nullopt);
+    // No release: a session past initializing is never claimed again, and
+    // one write fewer per session counts when many start at once.
   } catch (const Error& e) {
     const std::string code = e.code();
     if (code == "ENVIRONMENT_CREATE_FAILED") {

@@ -28,7 +28,8 @@ TEST(Browser, ACandidateTakesAnExamInTheWebUI) {
   ASSERT_TRUE(std::filesystem::exists(kFrontend + "/node_modules/playwright-core"))
       << "frontend/node_modules is missing: run `npm ci` in frontend (./scripts/dev test does)";
   testing::PostgresCluster cluster;
-  testing::Platform platform(cluster.create_database(), {});
+  // As shipped, with a warm pool: the candidates' environments are made ahead.
+  testing::Platform platform(cluster.create_database(), {{"EXAMISO_ENVIRONMENT_WARM_POOL_SIZE", "1"}});
   // The page is opened as http://localhost:<port>: an origin the gateway must
   // allow for WebSockets.
   const std::string gw = platform.address("gateway");

@@ -30,6 +30,9 @@ Platform::Platform(std::string database_url, Env extra) : env_(std::move(extra))
   env_.emplace("EXAMISO_ENVIRONMENT_STATE_DIR", sandboxes_.path());
   env_.emplace("EXAMISO_ENVIRONMENT_CGROUP_PARENT", cgroup_parent_);
   env_.emplace("EXAMISO_ENVIRONMENT_RECONCILE_INTERVAL_SECONDS", "1");
+  // Sandboxes made ahead would be counted by tests that check what exists:
+  // the tests of the warm pool turn it on.
+  env_.emplace("EXAMISO_ENVIRONMENT_WARM_POOL_SIZE", "0");
 }
 
 Platform::~Platform() {

@@ -1,7 +1,9 @@
 #pragma once
 // The keeper's socket protocol: frames of [type: 1 byte][length: 4 bytes,
-// big-endian][payload]. Keeper to client: output, notice. Client to keeper:
-// input, resize (cols and rows as two big-endian uint16).
+// big-endian][payload]. Keeper to client: output, notice, claimed. Client to
+// keeper: input, resize (cols and rows as two big-endian uint16), claim (the
+// hostname a pooled sandbox takes when a session claims it; the environment
+// service's only, never forwarded from a terminal client).
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -9,7 +11,7 @@
 
 namespace examiso::sandbox {
 
-enum class FrameType : char { output = 'o', notice = 'n', input = 'i', resize = 'r' };
+enum class FrameType : char { output = 'o', notice = 'n', input = 'i', resize = 'r', claim = 'c', claimed = 'C' };
 
 struct Frame {
   FrameType type;

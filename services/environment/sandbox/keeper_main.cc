@@ -14,10 +14,18 @@
 // reports its setup on fd 4 ("<exit code>\n<output tail>"); later shells run
 // RESPAWN_COMMAND. The keeper prints "ready" on stdout when the sandbox is up
 // and the socket listens, or "failed: ..." and exits 1.
+//
+// A pooled sandbox (made before any session asked for it) waits in its first
+// shell for one line of input. A `claim` frame gives it its session's hostname:
+// the keeper sets it in the running sandbox's UTS namespace and in the
+// commands of later shells, and answers `claimed`; the line is sent when the
+// next client (the candidate's terminal) connects, so that the candidate's
+// shell starts then, and costs nothing while many candidates arrive at once.
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -27,6 +35,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -202,6 +211,10 @@ class Keeper final {
     if (fd < 0) return;
     drop_client();  // the newest client wins
     client_ = fd;
+    if (release_on_attach_) {
+      release_on_attach_ = false;
+      pending_input_ += "\n";
+    }
     // Replay from a line start when older output was cut off.
     std::string_view replay = replay_;
     if (wrapped_) {
@@ -223,6 +236,8 @@ class Keeper final {
     while (auto f = reader_.next()) {
       if (f->type == FrameType::input) {
         if (pending_input_.size() + f->payload.size() <= (1u << 20)) pending_input_ += f->payload;
+      } else if (f->type == FrameType::claim) {
+        claim(f->payload);
       } else if (f->type == FrameType::resize) {
         uint16_t cols = 0, rows = 0;
         if (decode_resize(f->payload, cols, rows) && cols > 0 && rows > 0 && shell_.master >= 0) {
@@ -233,6 +248,63 @@ class Keeper final {
       }
     }
     if (reader_.corrupt()) drop_client();
+  }
+
+  // A pooled sandbox becomes a session's: its name wherever a shell sees it,
+  // then the waiting first shell goes on. Once only.
+  void claim(const std::string& name) {
+    std::string why = claimed_ ? "already claimed" : valid_hostname(name) ? "" : "not a hostname";
+    if (why.empty() && set_hostname(name, why)) {
+      for (auto* argv : {&o_.command, &o_.respawn}) {
+        for (size_t i = 0; i + 1 < argv->size(); ++i) {
+          if ((*argv)[i] == "--hostname") (*argv)[i + 1] = name;
+          if ((*argv)[i] == "--setenv" && (*argv)[i + 1] == "HOSTNAME" && i + 2 < argv->size()) (*argv)[i + 2] = name;
+        }
+      }
+      claimed_ = true;
+      release_on_attach_ = true;
+    }
+    const std::string answer = why.empty() ? encode_frame(FrameType::claimed, name)
+                                           : encode_frame(FrameType::notice, "claim refused: " + why);
+    if (!write_all(client_, answer)) drop_client();
+  }
+
+  static bool valid_hostname(const std::string& name) {
+    if (name.empty() || name.size() > 63 || name.front() == '-' || name.back() == '-') return false;
+    for (char c : name)
+      if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
+    return true;
+  }
+
+  // The running sandbox is the first child of its bubblewrap (the shell's pid
+  // is bubblewrap's monitor, still in the host's namespaces). Its UTS
+  // namespace must not be this process's own: that would rename the host.
+  bool set_hostname(const std::string& name, std::string& why) {
+    pid_t inner = 0;
+    const std::string self = std::to_string(shell_.pid);
+    std::ifstream("/proc/" + self + "/task/" + self + "/children") >> inner;
+    const int target = inner > 0 ? open(("/proc/" + std::to_string(inner) + "/ns/uts").c_str(), O_RDONLY | O_CLOEXEC) : -1;
+    const int own = open("/proc/self/ns/uts", O_RDONLY | O_CLOEXEC);
+    struct stat a {}, b {};
+    bool ok = false;
+    if (target < 0 || own < 0 || fstat(target, &a) != 0 || fstat(own, &b) != 0) {
+      why = "the sandbox is not running";
+    } else if (a.st_ino == b.st_ino && a.st_dev == b.st_dev) {
+      why = "the sandbox has no UTS namespace of its own";
+    } else if (setns(target, CLONE_NEWUTS) != 0) {
+      why = std::string("cannot enter the sandbox: ") + strerror(errno);
+    } else {
+      ok = sethostname(name.data(), name.size()) == 0;
+      if (!ok) why = std::string("cannot set the hostname: ") + strerror(errno);
+      if (setns(own, CLONE_NEWUTS) != 0) {
+        // Never go on in the sandbox's namespace.
+        std::fprintf(stderr, "examiso-sandbox: cannot return to its own UTS namespace\n");
+        _exit(1);
+      }
+    }
+    for (int fd : {target, own})
+      if (fd >= 0) close(fd);
+    return ok;
   }
 
   void write_shell() {
@@ -304,6 +376,8 @@ class Keeper final {
   PtyProcess shell_;
   std::chrono::steady_clock::time_point started_;
   bool started_once_ = false;
+  bool claimed_ = false;
+  bool release_on_attach_ = false;
   int backoff_ = 0;
   int listener_ = -1;
   int client_ = -1;
