@@ -15,6 +15,7 @@
 
 #include "common/grpc_server.h"
 #include "common/log.h"
+#include "common/url.h"
 
 namespace examiso::gateway {
 namespace {
@@ -35,20 +36,6 @@ struct Shared {
   ServerOptions o;
   std::optional<ssl::context> tls;
 };
-
-std::string percent_decode(std::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
-        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
-      out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
-      i += 2;
-    } else {
-      out += s[i] == '+' ? ' ' : s[i];
-    }
-  }
-  return out;
-}
 
 void add_security_headers(http::response<http::string_body>& res) {
   res.set(http::field::server, "examiso");

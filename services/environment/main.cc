@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "common/service_db.h"
 #include "services/environment/grpc_sessions.h"
+#include "services/environment/kube_driver.h"
 #include "services/environment/local_driver.h"
 #include "services/environment/service.h"
 
@@ -15,30 +16,47 @@ int main(int argc, char** argv) {
   using namespace examiso;
   return daemon_main(argc, argv, "environment", [](const Config& config) {
     SystemClock clock;
-    if (config.str("environment.driver") != "local")
-      throw Error("INVALID_ARGUMENT", "environment.driver must be local (kubernetes arrives with its own issue)");
-    if (config.boolean("environment.expedite_rcu")) {
-      std::ofstream rcu("/sys/kernel/rcu_expedited");
-      rcu << "1";
-      rcu.flush();
-      log::info("rcu_expedited", {{"set", static_cast<bool>(rcu)}});
+    const std::string driver_name = config.str("environment.driver");
+    std::unique_ptr<environment::SandboxDriver> driver;
+    std::string node = config.str("environment.node_name");
+    if (driver_name == "local") {
+      if (config.boolean("environment.expedite_rcu")) {
+        std::ofstream rcu("/sys/kernel/rcu_expedited");
+        rcu << "1";
+        rcu.flush();
+        log::info("rcu_expedited", {{"set", static_cast<bool>(rcu)}});
+      }
+      std::string keeper = std::filesystem::read_symlink("/proc/self/exe").parent_path() / "examiso-sandbox";
+      driver = std::make_unique<environment::LocalDriver>(environment::LocalDriverOptions{
+          config.str("environment.state_dir"), config.str("environment.cgroup_parent"), keeper,
+          static_cast<size_t>(config.integer("environment.replay_bytes"))});
+      if (node.empty()) {
+        char host[256] = {};
+        gethostname(host, sizeof host - 1);
+        node = host;
+      }
+    } else if (driver_name == "kubernetes") {
+      environment::KubeSettings kube;
+      kube.kubeconfig = config.str("environment.kube_config");
+      kube.server = config.str("environment.kube_server");
+      kube.token_file = config.str("environment.kube_token_file");
+      kube.ca_file = config.str("environment.kube_ca_file");
+      kube.timeout = std::chrono::milliseconds(config.integer("environment.kube_timeout_ms"));
+      driver = std::make_unique<environment::KubeDriver>(environment::kube_endpoint(kube),
+                                                         environment::KubeDriverOptions{config.str("environment.namespace")});
+      // Every replica sees every pod of the namespace: one node name for all of
+      // them, or each would take the others' pods for orphans.
+      if (node.empty()) node = "kubernetes/" + config.str("environment.namespace");
+    } else {
+      throw Error("INVALID_ARGUMENT", "environment.driver must be local or kubernetes, not '" + driver_name + "'");
     }
-    std::string keeper = std::filesystem::read_symlink("/proc/self/exe").parent_path() / "examiso-sandbox";
-    environment::LocalDriver driver({config.str("environment.state_dir"), config.str("environment.cgroup_parent"),
-                                     keeper, static_cast<size_t>(config.integer("environment.replay_bytes"))});
     PgPool pool(pool_options(config, "examiso-environment"));
     if (!migrate_when_ready(pool, "environment", environment_migrations())) return;
     environment::EnvironmentStore store(pool, clock);
     environment::GrpcSessions sessions(config.str("lifecycle.address"),
                                        std::chrono::milliseconds(config.integer("grpc.call_timeout_ms")));
-    std::string node = config.str("environment.node_name");
-    if (node.empty()) {
-      char host[256] = {};
-      gethostname(host, sizeof host - 1);
-      node = host;
-    }
     environment::Environments environments(
-        store, driver, sessions, clock,
+        store, *driver, sessions, clock,
         {config.str("environment.namespace"), node, config.integer("environment.uid_base"),
          config.integer("environment.uid_count"), config.integer("environment.warm_pool_size")});
     environments.reconcile(true);

@@ -1,0 +1,360 @@
+#include "services/environment/kube_driver.h"
+
+#include <algorithm>
+#include <thread>
+
+#include "common/errors.h"
+#include "common/log.h"
+#include "common/url.h"
+
+namespace examiso::environment {
+namespace {
+
+constexpr const char* kManagedBy = "app.kubernetes.io/managed-by";
+constexpr const char* kEnvironmentLabel = "examiso.io/environment-id";
+constexpr const char* kSessionLabel = "examiso.io/session-id";
+constexpr const char* kContainer = "exam";
+constexpr const char* kHome = "/home/candidate";
+// The candidate's shell: in tmux when the exam image has it (a reconnect then
+// finds the same shell), else a login bash (or sh).
+constexpr const char* kShell =
+    "if command -v tmux >/dev/null 2>&1; then exec tmux new-session -A -s exam; fi; "
+    "if command -v bash >/dev/null 2>&1; then exec bash -l; fi; exec sh -l";
+
+[[noreturn]] void create_failed(const std::string& reason) {
+  throw Error("ENVIRONMENT_CREATE_FAILED", "Environment could not be created: " + reason, Json{{"reason", reason}});
+}
+
+[[noreturn]] void unavailable(const KubeResponse& r) {
+  throw Error("BACKEND_UNAVAILABLE", "The Kubernetes API server did not answer: " + r.describe());
+}
+
+bool retryable(const KubeResponse& r) { return r.status == 0 || r.status == 429 || r.status >= 500; }
+
+std::string str(const Json& j, const char* key) {
+  return j.is_object() && j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : std::string();
+}
+
+const Json& at(const Json& j, const char* key) {
+  static const Json empty = Json::object();
+  return j.is_object() && j.contains(key) ? j[key] : empty;
+}
+
+std::string label(const Json& object, const char* name) { return str(at(at(object, "metadata"), "labels"), name); }
+
+std::string name_of(const Json& object) { return str(at(object, "metadata"), "name"); }
+
+bool deleting(const Json& pod) { return at(pod, "metadata").contains("deletionTimestamp"); }
+
+bool is_ready(const Json& pod) {
+  const Json& status = at(pod, "status");
+  if (str(status, "phase") != "Running") return false;
+  for (const auto& c : at(status, "conditions"))
+    if (str(c, "type") == "Ready") return str(c, "status") == "True";
+  return false;
+}
+
+// Why a pod will not become ready, when it is clear that it will not: its
+// image cannot be pulled, no node can take it, its container keeps dying.
+std::optional<std::string> failure_of(const Json& pod) {
+  const Json& status = at(pod, "status");
+  const std::string phase = str(status, "phase");
+  if (phase == "Failed" || phase == "Succeeded") {
+    const std::string message = str(status, "message");
+    return "the environment's container ended (" + phase + (message.empty() ? "" : ": " + message) + ")";
+  }
+  for (const auto& c : at(status, "conditions")) {
+    if (str(c, "type") == "PodScheduled" && str(c, "status") == "False" && str(c, "reason") == "Unschedulable")
+      return "no node can run the environment: " + str(c, "message");
+  }
+  for (const auto& cs : at(status, "containerStatuses")) {
+    const Json& waiting = at(at(cs, "state"), "waiting");
+    const std::string reason = str(waiting, "reason");
+    const std::string message = str(waiting, "message");
+    const std::string detail = reason + (message.empty() ? "" : ": " + message);
+    if (reason == "ErrImagePull" || reason == "ImagePullBackOff" || reason == "InvalidImageName" ||
+        reason == "ErrImageNeverPull")
+      return "the exam image could not be pulled (" + detail + ")";
+    if (reason == "CrashLoopBackOff") return "the environment's container keeps crashing (" + detail + ")";
+    if (reason == "CreateContainerConfigError" || reason == "CreateContainerError" || reason == "RunContainerError")
+      return "the environment's container could not be started (" + detail + ")";
+    if (at(at(cs, "state"), "terminated").is_object() && !at(at(cs, "state"), "terminated").empty())
+      return "the environment's container ended (exit " +
+             std::to_string(at(at(cs, "state"), "terminated").value("exitCode", -1)) + ")";
+  }
+  return std::nullopt;
+}
+
+std::string exec_query(const std::vector<std::string>& command, bool tty) {
+  std::string q = "?container=" + std::string(kContainer) + "&stdout=true&stderr=" + (tty ? "false" : "true") +
+                  "&stdin=" + (tty ? "true" : "false") + "&tty=" + (tty ? "true" : "false");
+  for (const auto& part : command) q += "&command=" + url_encode(part);
+  return q;
+}
+
+class KubeTerminal final : public Terminal {
+ public:
+  explicit KubeTerminal(std::unique_ptr<KubeExec> exec) : exec_(std::move(exec)) {}
+  std::optional<std::string> read(std::chrono::milliseconds timeout) override { return exec_->read(timeout); }
+  bool write(std::string_view input) override { return exec_->send(0, input); }
+  bool resize(uint16_t cols, uint16_t rows) override {
+    return exec_->send(4, Json{{"Width", cols}, {"Height", rows}}.dump());
+  }
+  void close() override { exec_->close(); }
+
+ private:
+  std::unique_ptr<KubeExec> exec_;
+};
+
+}  // namespace
+
+KubeDriver::KubeDriver(KubeEndpoint endpoint, KubeDriverOptions options)
+    : client_(std::move(endpoint)), o_(std::move(options)) {}
+
+std::string KubeDriver::pods() const { return "/api/v1/namespaces/" + o_.pod_namespace + "/pods"; }
+
+std::string KubeDriver::policies() const {
+  return "/apis/networking.k8s.io/v1/namespaces/" + o_.pod_namespace + "/networkpolicies";
+}
+
+Json KubeDriver::pod_manifest(const EnvironmentSpec& s) const {
+  const Json labels = {{kManagedBy, "examiso"}, {kEnvironmentLabel, s.environment_id}, {kSessionLabel, s.session_id}};
+  const std::string memory = std::to_string(s.memory_limit_bytes);
+  const std::string cpu = std::to_string(s.cpu_millis) + "m";
+  const std::string cpu_request = std::to_string(std::min<int64_t>(s.cpu_millis, 100)) + "m";
+  Json spec = {
+      {"restartPolicy", "Never"},
+      {"automountServiceAccountToken", false},
+      {"enableServiceLinks", false},
+      {"hostname", s.name},
+      {"activeDeadlineSeconds", s.duration_seconds + o_.deadline_grace_seconds},
+      {"terminationGracePeriodSeconds", 2},
+      {"securityContext",
+       {{"runAsNonRoot", true},
+        {"runAsUser", 1000},
+        {"runAsGroup", 1000},
+        {"fsGroup", 1000},
+        {"seccompProfile", {{"type", "RuntimeDefault"}}}}},
+      {"containers",
+       Json::array({{
+           {"name", kContainer},
+           {"image", s.image.empty() ? o_.default_image : s.image},
+           // The container only has to stay up: shells come through exec.
+           {"command", {"/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done"}},
+           {"workingDir", kHome},
+           {"env", Json::array({{{"name", "HOME"}, {"value", kHome}}, {{"name", "USER"}, {"value", "candidate"}}})},
+           {"resources",
+            {{"limits", {{"memory", memory}, {"cpu", cpu}}}, {"requests", {{"memory", memory}, {"cpu", cpu_request}}}}},
+           {"securityContext",
+            {{"allowPrivilegeEscalation", false},
+             {"readOnlyRootFilesystem", true},
+             {"runAsNonRoot", true},
+             {"capabilities", {{"drop", {"ALL"}}}}}},
+           {"volumeMounts",
+            Json::array({{{"name", "home"}, {"mountPath", kHome}}, {{"name", "tmp"}, {"mountPath", "/tmp"}}})},
+       }})},
+      {"volumes",
+       Json::array({{{"name", "home"}, {"emptyDir", {{"sizeLimit", std::to_string(s.home_size_bytes)}}}},
+                    {{"name", "tmp"}, {"emptyDir", {{"sizeLimit", std::to_string(s.tmp_size_bytes)}}}}})},
+  };
+  if (!s.runtime_class.empty()) spec["runtimeClassName"] = s.runtime_class;
+  return {{"apiVersion", "v1"},
+          {"kind", "Pod"},
+          {"metadata", {{"name", s.name}, {"namespace", o_.pod_namespace}, {"labels", labels}}},
+          {"spec", spec}};
+}
+
+// Nothing in, nothing out, except what the exam allows ("CIDR" or "CIDR:port").
+Json KubeDriver::network_policy_manifest(const EnvironmentSpec& s) const {
+  Json egress = Json::array();
+  for (const auto& allow : s.egress_allow) {
+    const auto colon = allow.rfind(':');
+    const bool has_port = colon != std::string::npos && allow.find('/') != std::string::npos && colon > allow.find('/');
+    Json rule = {{"to", Json::array({{{"ipBlock", {{"cidr", has_port ? allow.substr(0, colon) : allow}}}}})}};
+    if (has_port)
+      rule["ports"] = Json::array({{{"protocol", "TCP"}, {"port", std::stoi(allow.substr(colon + 1))}}});
+    egress.push_back(rule);
+  }
+  return {{"apiVersion", "networking.k8s.io/v1"},
+          {"kind", "NetworkPolicy"},
+          {"metadata",
+           {{"name", "env-" + s.environment_id},
+            {"namespace", o_.pod_namespace},
+            {"labels", {{kManagedBy, "examiso"}, {kEnvironmentLabel, s.environment_id}}}}},
+          {"spec",
+           {{"podSelector", {{"matchLabels", {{kEnvironmentLabel, s.environment_id}}}}},
+            {"policyTypes", {"Ingress", "Egress"}},
+            {"ingress", Json::array()},
+            {"egress", egress}}}};
+}
+
+KubeResponse KubeDriver::with_retries(const std::function<KubeResponse()>& call,
+                                      std::chrono::steady_clock::time_point deadline) {
+  auto pause = std::chrono::milliseconds(100);
+  for (;;) {
+    KubeResponse r = call();
+    if (!retryable(r) || std::chrono::steady_clock::now() + pause >= deadline) return r;
+    log::warn("kube_api_retry", {{"status", r.status}, {"error", r.describe()}});
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(2000));
+  }
+}
+
+void KubeDriver::create(const EnvironmentSpec& spec, std::chrono::steady_clock::time_point deadline) {
+  try {
+    const auto policy = with_retries([&] { return client_.post(policies(), network_policy_manifest(spec)); }, deadline);
+    if (!policy.ok() && policy.status != 409)  // 409: made by an earlier try of this same environment
+      create_failed("its network policy could not be created: " + policy.describe());
+    const auto pod = with_retries([&] { return client_.post(pods(), pod_manifest(spec)); }, deadline);
+    Json created = pod.body;
+    if (pod.status == 409) {
+      // Ours from an earlier try of this environment, or someone else's pod.
+      const auto existing = client_.get(pods() + "/" + spec.name);
+      if (!existing.ok() || label(existing.body, kEnvironmentLabel) != spec.environment_id)
+        create_failed("a pod named " + spec.name + " already exists");
+      created = existing.body;
+    } else if (!pod.ok()) {
+      create_failed("the pod could not be created: " + pod.describe());
+    }
+    await_ready(created, deadline);
+    if (!spec.setup_script.empty()) run_setup(spec.name, spec.setup_script, deadline);
+  } catch (const Error&) {
+    try {
+      destroy(spec.environment_id);
+    } catch (const std::exception& e) {
+      // Reconcile finds what is left by its labels.
+      log::warn("kube_cleanup_failed", {{"environment_id", spec.environment_id}, {"message", e.what()}});
+    }
+    throw;
+  }
+}
+
+void KubeDriver::await_ready(const Json& pod, std::chrono::steady_clock::time_point deadline) {
+  if (const auto why = failure_of(pod)) create_failed(*why);
+  if (is_ready(pod)) return;
+  const std::string name = name_of(pod);
+  std::string version = str(at(pod, "metadata"), "resourceVersion");
+  const std::string watch_path =
+      pods() + "?watch=true&fieldSelector=" + url_encode("metadata.name=" + name) + "&resourceVersion=";
+  for (;;) {
+    if (std::chrono::steady_clock::now() >= deadline) create_failed("the pod was not ready in time");
+    bool ready = false;
+    std::string failure;
+    const auto watched = client_.watch(
+        watch_path + url_encode(version),
+        [&](const Json& event) {
+          const std::string type = str(event, "type");
+          const Json& pod = at(event, "object");
+          if (type == "ERROR") return false;  // 410 Gone and the like: look again below
+          if (const std::string v = str(at(pod, "metadata"), "resourceVersion"); !v.empty()) version = v;
+          if (type == "DELETED") {
+            failure = "the pod was deleted";
+          } else if (const auto why = failure_of(pod)) {
+            failure = *why;
+          } else {
+            ready = is_ready(pod);
+          }
+          return !ready && failure.empty();
+        },
+        deadline);
+    if (ready) return;
+    if (!failure.empty()) create_failed(failure);
+    // The watch ended (expired, dropped, the API server went away): see the pod
+    // as it is now, and watch again from there.
+    if (watched.status == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    const auto now = with_retries([&] { return client_.get(pods() + "/" + name); }, deadline);
+    if (now.status == 404) create_failed("the pod was deleted");
+    if (!now.ok()) continue;
+    if (const auto why = failure_of(now.body)) create_failed(*why);
+    if (is_ready(now.body)) return;
+    version = str(at(now.body, "metadata"), "resourceVersion");
+  }
+}
+
+void KubeDriver::run_setup(const std::string& name, const std::string& script,
+                           std::chrono::steady_clock::time_point deadline) {
+  std::unique_ptr<KubeExec> exec;
+  try {
+    exec = KubeExec::open(client_.endpoint(), pods() + "/" + name + "/exec" + exec_query({"/bin/sh", "-c", script}, false));
+  } catch (const Error& e) {
+    create_failed("the setup script could not be started: " + e.details().value("reason", std::string(e.what())));
+  }
+  std::string output;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) create_failed("the setup script did not finish in time");
+    const auto chunk = exec->read(std::min(left, std::chrono::milliseconds(500)));
+    if (!chunk) break;
+    output += *chunk;
+    if (output.size() > 4096) output.erase(0, output.size() - 4096);
+  }
+  const int code = exec_exit_code(exec->status());
+  if (code == 0) return;
+  while (!output.empty() && (output.back() == '\n' || output.back() == '\r')) output.pop_back();
+  if (output.size() > 500) output.erase(0, output.size() - 500);
+  create_failed("the setup script failed (exit " + (code < 0 ? std::string("unknown") : std::to_string(code)) + ")" +
+                (output.empty() ? "" : ": " + output));
+}
+
+std::optional<std::string> KubeDriver::pod_of(const std::string& environment_id) {
+  const auto r = client_.get(pods() + "?labelSelector=" + url_encode(std::string(kEnvironmentLabel) + "=" + environment_id));
+  if (!r.ok()) unavailable(r);
+  for (const auto& pod : at(r.body, "items")) {
+    if (deleting(pod) || !is_ready(pod)) continue;
+    return name_of(pod);
+  }
+  return std::nullopt;
+}
+
+bool KubeDriver::alive(const std::string& environment_id) { return pod_of(environment_id).has_value(); }
+
+void KubeDriver::destroy(const std::string& environment_id) {
+  const Json foreground = {{"apiVersion", "v1"},
+                           {"kind", "DeleteOptions"},
+                           {"propagationPolicy", "Foreground"},
+                           {"gracePeriodSeconds", 2}};
+  const auto deadline = std::chrono::steady_clock::now() + client_.endpoint().timeout;
+  const auto listed = with_retries(
+      [&] {
+        return client_.get(pods() + "?labelSelector=" +
+                           url_encode(std::string(kEnvironmentLabel) + "=" + environment_id));
+      },
+      deadline);
+  if (!listed.ok()) unavailable(listed);
+  for (const auto& pod : at(listed.body, "items")) {
+    const auto r = with_retries([&] { return client_.del(pods() + "/" + name_of(pod), foreground); }, deadline);
+    if (!r.ok() && r.status != 404) unavailable(r);
+  }
+  const auto r = with_retries([&] { return client_.del(policies() + "/env-" + environment_id, foreground); }, deadline);
+  if (!r.ok() && r.status != 404) unavailable(r);
+}
+
+std::vector<std::string> KubeDriver::list() {
+  const auto r = client_.get(pods() + "?labelSelector=" + url_encode(std::string(kManagedBy) + "=examiso"));
+  if (!r.ok()) unavailable(r);
+  std::vector<std::string> ids;
+  for (const auto& pod : at(r.body, "items")) {
+    const std::string id = label(pod, kEnvironmentLabel);
+    if (!id.empty() && !deleting(pod)) ids.push_back(id);
+  }
+  const auto policies_listed =
+      client_.get(policies() + "?labelSelector=" + url_encode(std::string(kManagedBy) + "=examiso"));
+  if (!policies_listed.ok()) unavailable(policies_listed);
+  // A policy left without its pod (a create interrupted between the two) is an orphan too.
+  for (const auto& policy : at(policies_listed.body, "items")) {
+    const std::string id = label(policy, kEnvironmentLabel);
+    if (!id.empty() && std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+  }
+  return ids;
+}
+
+std::unique_ptr<Terminal> KubeDriver::attach(const std::string& environment_id, uint16_t cols, uint16_t rows) {
+  const auto name = pod_of(environment_id);
+  if (!name) throw Error("ENVIRONMENT_NOT_FOUND", "The environment's pod is not running");
+  auto exec = KubeExec::open(client_.endpoint(), pods() + "/" + *name + "/exec" + exec_query({"/bin/sh", "-c", kShell}, true));
+  auto terminal = std::make_unique<KubeTerminal>(std::move(exec));
+  if (cols && rows) terminal->resize(cols, rows);
+  return terminal;
+}
+
+}  // namespace examiso::environment

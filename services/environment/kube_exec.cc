@@ -1,0 +1,198 @@
+// The pods/exec WebSocket client (Boost.Beast over TLS): the only Beast code
+// of the environment service, kept in this one translation unit.
+#include <openssl/x509v3.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "common/errors.h"
+#include "services/environment/kube_client.h"
+
+namespace examiso::environment {
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+namespace ssl = net::ssl;
+using tcp = net::ip::tcp;
+
+constexpr const char* kProtocols = "v5.channel.k8s.io, v4.channel.k8s.io";
+constexpr uint8_t kStdout = 1, kStderr = 2, kStatus = 3, kClose = 255;
+
+class BeastExec final : public KubeExec {
+ public:
+  BeastExec(const KubeEndpoint& e, const std::string& target) : tls_(ssl::context::tls_client) {
+    tls_.set_verify_mode(ssl::verify_peer);
+    beast::error_code ec;
+    tls_.add_certificate_authority(net::buffer(e.ca_pem), ec);
+    if (ec) throw Error("INVALID_ARGUMENT", "the Kubernetes API server's CA certificate could not be read");
+    ws_ = std::make_unique<Stream>(net::make_strand(io_), tls_);
+
+    // Connect, TLS with the server's name (or address) checked, upgrade.
+    auto& tcp_layer = beast::get_lowest_layer(*ws_);
+    tcp_layer.expires_after(e.timeout);
+    tcp::resolver resolver(io_);
+    tcp_layer.connect(resolver.resolve(e.host, std::to_string(e.port), ec), ec);
+    if (ec) refused("cannot reach the API server: " + ec.message());
+    SSL* ssl = ws_->next_layer().native_handle();
+    X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+    if (!X509_VERIFY_PARAM_set1_ip_asc(param, e.host.c_str())) {
+      X509_VERIFY_PARAM_set1_host(param, e.host.c_str(), 0);
+      SSL_set_tlsext_host_name(ssl, e.host.c_str());
+    }
+    ws_->next_layer().handshake(ssl::stream_base::client, ec);
+    if (ec) refused("TLS with the API server failed: " + ec.message());
+    const std::string bearer = "Bearer " + e.bearer();
+    ws_->set_option(websocket::stream_base::decorator([&](websocket::request_type& req) {
+      req.set(http::field::authorization, bearer);
+      req.set(http::field::sec_websocket_protocol, kProtocols);
+    }));
+    // Asynchronously: Boost 1.74's synchronous handshake returns before
+    // reading the answer of a refused upgrade, and its Status says why.
+    websocket::response_type response;
+    ws_->async_handshake(response, e.host + ":" + std::to_string(e.port), target,
+                         [&](beast::error_code result) { ec = result; });
+    io_.run();
+    io_.restart();
+    if (ec) {
+      const Json body = Json::parse(response.body(), nullptr, false);
+      const std::string message = body.is_object() ? body.value("message", std::string()) : std::string();
+      refused("exec refused: " + std::to_string(response.result_int()) + (message.empty() ? "" : " " + message));
+    }
+    protocol_ = std::string(response[http::field::sec_websocket_protocol]);
+    if (protocol_ != "v5.channel.k8s.io" && protocol_ != "v4.channel.k8s.io")
+      refused("the API server chose no exec protocol this client speaks ('" + protocol_ + "')");
+    tcp_layer.expires_never();
+    ws_->binary(true);
+    read_next();
+    thread_ = std::thread([this] { io_.run(); });
+  }
+
+  ~BeastExec() override {
+    close();
+    {
+      std::unique_lock lock(mutex_);
+      cv_.wait_for(lock, std::chrono::seconds(1), [&] { return ended_; });
+    }
+    io_.stop();
+    thread_.join();
+  }
+
+  std::optional<std::string> read(std::chrono::milliseconds timeout) override {
+    std::unique_lock lock(mutex_);
+    cv_.wait_for(lock, timeout, [&] { return !output_.empty() || ended_; });
+    if (!output_.empty()) return std::exchange(output_, {});
+    if (ended_) return std::nullopt;
+    return std::string();
+  }
+
+  bool send(uint8_t channel, std::string_view data) override {
+    {
+      std::lock_guard lock(mutex_);
+      if (ended_) return false;
+    }
+    std::string message(1, static_cast<char>(channel));
+    message.append(data);
+    net::post(ws_->get_executor(), [this, m = std::move(message)]() mutable {
+      writes_.push_back(std::move(m));
+      if (writes_.size() == 1) write_next();
+    });
+    return true;
+  }
+
+  void close_stdin() override {
+    if (protocol_ == "v5.channel.k8s.io") send(kClose, std::string(1, '\0'));
+  }
+
+  void close() override {
+    net::post(ws_->get_executor(), [this] {
+      if (closing_) return;
+      closing_ = true;
+      ws_->async_close(websocket::close_code::normal, [this](beast::error_code) { end(); });
+    });
+  }
+
+  Json status() override {
+    std::lock_guard lock(mutex_);
+    return status_;
+  }
+
+  std::string protocol() const override { return protocol_; }
+
+ private:
+  using Stream = websocket::stream<beast::ssl_stream<beast::tcp_stream>>;
+
+  [[noreturn]] static void refused(const std::string& why) {
+    throw Error("ENVIRONMENT_NOT_FOUND", "The environment's terminal could not be opened: " + why,
+                Json{{"reason", why}});
+  }
+
+  void read_next() {
+    ws_->async_read(buffer_, [this](beast::error_code ec, size_t) {
+      if (ec) return end();
+      const std::string data = beast::buffers_to_string(buffer_.data());
+      buffer_.consume(buffer_.size());
+      if (!data.empty()) {
+        const auto channel = static_cast<uint8_t>(data[0]);
+        std::lock_guard lock(mutex_);
+        if (channel == kStdout || channel == kStderr) {
+          output_.append(data, 1);
+          cv_.notify_all();
+        } else if (channel == kStatus) {
+          status_ = Json::parse(data.substr(1), nullptr, false);
+        }
+      }
+      read_next();
+    });
+  }
+
+  void write_next() {
+    if (closing_) return;
+    ws_->async_write(net::buffer(writes_.front()), [this](beast::error_code ec, size_t) {
+      if (ec) return end();
+      writes_.pop_front();
+      if (!writes_.empty()) write_next();
+    });
+  }
+
+  void end() {
+    std::lock_guard lock(mutex_);
+    ended_ = true;
+    cv_.notify_all();
+  }
+
+  net::io_context io_;
+  ssl::context tls_;
+  std::unique_ptr<Stream> ws_;
+  beast::flat_buffer buffer_;
+  std::deque<std::string> writes_;  // on the strand only
+  bool closing_ = false;            // on the strand only
+  std::string protocol_;
+  std::thread thread_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::string output_;
+  Json status_;
+  bool ended_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<KubeExec> KubeExec::open(const KubeEndpoint& endpoint, const std::string& path_and_query) {
+  return std::make_unique<BeastExec>(endpoint, path_and_query);
+}
+
+}  // namespace examiso::environment

@@ -1,0 +1,349 @@
+// The kubernetes driver against the stand-in API server (tests/support/
+// standin_apiserver: a cluster cannot run here; it speaks the real REST, watch
+// and exec protocols over TLS). Everything else is real: the driver's HTTPS
+// and WebSocket clients, and, in the last tests, the environment service.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <future>
+#include <thread>
+
+#include "common/errors.h"
+#include "common/json.h"
+#include "common/uuid.h"
+#include "services/environment/kube_driver.h"
+#include "tests/support/eventually.h"
+#include "tests/support/platform.h"
+#include "tests/support/postgres.h"
+#include "tests/support/standin_apiserver.h"
+#include "tests/support/terminal.h"
+
+namespace examiso {
+namespace {
+
+using environment::EnvironmentSpec;
+using environment::KubeDriver;
+using testing::StandinApiServer;
+using namespace std::chrono_literals;
+
+constexpr const char* kNs = "exam-sessions";
+
+EnvironmentSpec spec_for(const std::string& session_id = new_uuid()) {
+  EnvironmentSpec s;
+  s.environment_id = new_uuid();
+  s.session_id = session_id;
+  s.name = "exam-" + session_id.substr(0, 8);
+  s.image = "registry.example/exam/cka:1.30";
+  s.memory_limit_bytes = 512ll << 20;
+  s.cpu_millis = 1000;
+  s.home_size_bytes = 256ll << 20;
+  s.tmp_size_bytes = 64ll << 20;
+  s.duration_seconds = 7200;
+  return s;
+}
+
+environment::KubeEndpoint endpoint_of(const StandinApiServer& api, std::chrono::milliseconds timeout = 2000ms) {
+  environment::KubeSettings settings;
+  settings.kubeconfig = api.write_kubeconfig(true);
+  settings.timeout = timeout;
+  return environment::kube_endpoint(settings);
+}
+
+std::string reason_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.code() + ": " + e.details().value("reason", std::string(e.what()));
+  }
+  return "no error";
+}
+
+// Runs create in the background, for tests that play the kubelet meanwhile.
+std::future<std::string> create_async(KubeDriver& driver, const EnvironmentSpec& spec, std::chrono::seconds within) {
+  return std::async(std::launch::async, [&driver, spec, within] {
+    return reason_of([&] { driver.create(spec, std::chrono::steady_clock::now() + within); });
+  });
+}
+
+bool nothing_left(StandinApiServer& api) {
+  return testing::eventually([&] { return api.pods(kNs).empty() && api.network_policies(kNs).empty(); }, 5s);
+}
+
+Json waiting(const std::string& reason, const std::string& message) {
+  return {{"phase", "Pending"},
+          {"containerStatuses",
+           Json::array({{{"name", "exam"}, {"ready", false}, {"state", {{"waiting", {{"reason", reason}, {"message", message}}}}}}})}};
+}
+
+TEST(KubeDriver, CreatesAHardenedPodAndItsNetworkPolicyAndWaitsUntilReady) {
+  StandinApiServer api;
+  KubeDriver driver(endpoint_of(api), {kNs});
+  EnvironmentSpec spec = spec_for();
+  spec.egress_allow = {"10.96.0.0/12:443", "192.0.2.0/24"};
+  spec.runtime_class = "gvisor";
+  driver.create(spec, std::chrono::steady_clock::now() + 10s);
+
+  const auto pod = api.pod(kNs, spec.name);
+  ASSERT_TRUE(pod) << "no pod named " << spec.name;
+  const Json& meta = (*pod)["metadata"];
+  EXPECT_EQ(meta["labels"]["examiso.io/environment-id"], spec.environment_id);
+  EXPECT_EQ(meta["labels"]["examiso.io/session-id"], spec.session_id);
+  EXPECT_EQ(meta["labels"]["app.kubernetes.io/managed-by"], "examiso");
+  const Json& ps = (*pod)["spec"];
+  EXPECT_EQ(ps["automountServiceAccountToken"], false);
+  EXPECT_EQ(ps["enableServiceLinks"], false);
+  EXPECT_EQ(ps["activeDeadlineSeconds"], 7200 + 900);
+  EXPECT_EQ(ps["runtimeClassName"], "gvisor");
+  EXPECT_EQ(ps["securityContext"]["runAsNonRoot"], true);
+  EXPECT_EQ(ps["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+  ASSERT_EQ(ps["containers"].size(), 1u);
+  const Json& c = ps["containers"][0];
+  EXPECT_EQ(c["image"], spec.image);
+  EXPECT_EQ(c["securityContext"]["allowPrivilegeEscalation"], false);
+  EXPECT_EQ(c["securityContext"]["readOnlyRootFilesystem"], true);
+  EXPECT_EQ(c["securityContext"]["capabilities"]["drop"], Json::array({"ALL"}));
+  EXPECT_EQ(c["resources"]["limits"]["memory"], std::to_string(512ll << 20));
+  EXPECT_EQ(c["resources"]["limits"]["cpu"], "1000m");
+  for (const auto& v : ps["volumes"]) {
+    EXPECT_TRUE(v.contains("emptyDir")) << v.dump();
+    EXPECT_TRUE(v["emptyDir"].contains("sizeLimit")) << v.dump();
+  }
+
+  const auto policy = api.network_policy(kNs, "env-" + spec.environment_id);
+  ASSERT_TRUE(policy);
+  const Json& np = (*policy)["spec"];
+  EXPECT_EQ(np["podSelector"]["matchLabels"]["examiso.io/environment-id"], spec.environment_id);
+  EXPECT_EQ(np["policyTypes"], Json::array({"Ingress", "Egress"}));
+  EXPECT_TRUE(np["ingress"].empty());
+  ASSERT_EQ(np["egress"].size(), 2u);
+  EXPECT_EQ(np["egress"][0]["to"][0]["ipBlock"]["cidr"], "10.96.0.0/12");
+  EXPECT_EQ(np["egress"][0]["ports"][0]["port"], 443);
+  EXPECT_EQ(np["egress"][1]["to"][0]["ipBlock"]["cidr"], "192.0.2.0/24");
+  EXPECT_FALSE(np["egress"][1].contains("ports"));
+
+  EXPECT_TRUE(driver.alive(spec.environment_id));
+  EXPECT_EQ(driver.list(), std::vector<std::string>{spec.environment_id});
+
+  // Destroy: pod and policy gone (foreground), and again is no error.
+  driver.destroy(spec.environment_id);
+  EXPECT_TRUE(nothing_left(api));
+  EXPECT_NO_THROW(driver.destroy(spec.environment_id));
+  EXPECT_FALSE(driver.alive(spec.environment_id));
+  EXPECT_TRUE(driver.list().empty());
+  EXPECT_EQ(reason_of([&] { driver.attach(spec.environment_id, 80, 24); }).rfind("ENVIRONMENT_NOT_FOUND", 0), 0u);
+  bool foreground = false;
+  for (const auto& r : api.requests()) foreground |= r.rfind("DELETE /api/v1/namespaces/exam-sessions/pods/", 0) == 0;
+  EXPECT_TRUE(foreground);
+}
+
+TEST(KubeDriver, EachHopelessPodFailsFastWithItsReasonAndLeavesNothing) {
+  StandinApiServer api({.auto_run = false});
+  KubeDriver driver(endpoint_of(api), {kNs});
+  const std::vector<std::pair<Json, std::string>> cases = {
+      {waiting("ErrImagePull", "pull access denied"), "the exam image could not be pulled (ErrImagePull: pull access denied)"},
+      {waiting("ImagePullBackOff", "Back-off pulling image"), "the exam image could not be pulled (ImagePullBackOff"},
+      {waiting("CrashLoopBackOff", "back-off 10s restarting"), "the environment's container keeps crashing (CrashLoopBackOff"},
+      {Json{{"phase", "Pending"},
+            {"conditions", Json::array({{{"type", "PodScheduled"}, {"status", "False"}, {"reason", "Unschedulable"},
+                                         {"message", "0/3 nodes are available: 3 Insufficient memory."}}})}},
+       "no node can run the environment: 0/3 nodes are available: 3 Insufficient memory."},
+      {Json{{"phase", "Failed"}, {"message", "Pod was active on the node longer than the specified deadline"}},
+       "the environment's container ended (Failed"},
+  };
+  for (const auto& [status, expected] : cases) {
+    const EnvironmentSpec spec = spec_for();
+    const auto started = std::chrono::steady_clock::now();
+    auto result = create_async(driver, spec, 30s);
+    ASSERT_TRUE(testing::eventually([&] { return api.pod(kNs, spec.name).has_value(); }, 5s));
+    api.set_pod_status(kNs, spec.name, status);
+    ASSERT_EQ(result.wait_for(5s), std::future_status::ready) << expected;
+    const std::string reason = result.get();
+    EXPECT_NE(reason.find("ENVIRONMENT_CREATE_FAILED: " + expected), std::string::npos) << reason;
+    EXPECT_LT(std::chrono::steady_clock::now() - started, 5s) << "waited out the timeout for " << expected;
+    EXPECT_TRUE(nothing_left(api)) << expected;
+  }
+
+  // A pod that just stays pending: the timeout, and nothing left either.
+  const EnvironmentSpec slow = spec_for();
+  EXPECT_EQ(reason_of([&] { driver.create(slow, std::chrono::steady_clock::now() + 1500ms); }),
+            "ENVIRONMENT_CREATE_FAILED: the pod was not ready in time");
+  EXPECT_TRUE(nothing_left(api));
+}
+
+TEST(KubeDriver, RunsTheExamsSetupInThePodAndReportsItsFailure) {
+  StandinApiServer api;
+  KubeDriver driver(endpoint_of(api), {kNs});
+  EnvironmentSpec ok = spec_for();
+  ok.setup_script = "echo prepared > \"$HOME/setup-ran\"";
+  driver.create(ok, std::chrono::steady_clock::now() + 10s);
+  auto t = driver.attach(ok.environment_id, 100, 30);
+  ASSERT_TRUE(t->write("cat \"$HOME/setup-ran\"; echo $((6*7))\n"));
+  std::string out;
+  ASSERT_TRUE(testing::eventually([&] {
+    if (auto chunk = t->read(100ms)) out += *chunk;
+    return out.find("prepared") != std::string::npos && out.find("42") != std::string::npos;
+  }, 10s)) << out;
+  t->close();
+
+  EnvironmentSpec broken = spec_for();
+  broken.setup_script = "echo 'cannot fetch the lab files' >&2; exit 7";
+  EXPECT_EQ(reason_of([&] { driver.create(broken, std::chrono::steady_clock::now() + 10s); }),
+            "ENVIRONMENT_CREATE_FAILED: the setup script failed (exit 7): cannot fetch the lab files");
+  EXPECT_FALSE(api.pod(kNs, broken.name));
+  driver.destroy(ok.environment_id);
+  EXPECT_TRUE(nothing_left(api));
+}
+
+TEST(KubeDriver, TheTerminalIsAnExecWithResizeAndFallsBackToV4) {
+  for (const std::vector<std::string>& protocols :
+       {std::vector<std::string>{"v5.channel.k8s.io", "v4.channel.k8s.io"}, std::vector<std::string>{"v4.channel.k8s.io"}}) {
+    StandinApiServer api;
+    api.set_exec_protocols(protocols);
+    KubeDriver driver(endpoint_of(api), {kNs});
+    const EnvironmentSpec spec = spec_for();
+    driver.create(spec, std::chrono::steady_clock::now() + 10s);
+    auto t = driver.attach(spec.environment_id, 120, 40);
+    std::string out;
+    const auto see = [&](const std::string& needle) {
+      return testing::eventually([&] {
+        if (auto chunk = t->read(100ms)) out += *chunk;
+        return out.find(needle) != std::string::npos;
+      }, 10s);
+    };
+    // (In tmux, which this machine has, its status line takes a row.)
+    ASSERT_TRUE(t->write("echo \"size=$(stty size | tr ' ' x)\"; echo \"sum=$((6*7))\"\n"));
+    EXPECT_TRUE(see("sum=42")) << out;
+    EXPECT_TRUE(out.find("size=40x120") != std::string::npos || out.find("size=39x120") != std::string::npos)
+        << protocols.back() << out;
+    ASSERT_TRUE(t->resize(90, 20));
+    ASSERT_TRUE(t->write("echo \"now=$(stty size | tr ' ' x)\"\n"));
+    EXPECT_TRUE(see("now=")) << out;
+    EXPECT_TRUE(see("x90")) << out;
+    EXPECT_TRUE(out.find("now=20x90") != std::string::npos || out.find("now=19x90") != std::string::npos) << out;
+    // A terminal that reconnects finds the same shell (tmux in the pod).
+    ASSERT_TRUE(t->write("export MARK=$((4000+242))\n"));
+    std::this_thread::sleep_for(300ms);
+    t->close();
+    t = driver.attach(spec.environment_id, 120, 40);
+    out.clear();
+    ASSERT_TRUE(t->write("echo \"mark-$MARK\"\n"));
+    EXPECT_TRUE(see("mark-4242")) << out;
+    // An exec the API server refuses says why.
+    api.fail_next(1, 500, "/exec");
+    const std::string refused = reason_of([&] { driver.attach(spec.environment_id, 80, 24); });
+    EXPECT_NE(refused.find("ENVIRONMENT_NOT_FOUND: exec refused: 500"), std::string::npos) << refused;
+    // The shell ends: the terminal says so.
+    ASSERT_TRUE(t->write("exit\n"));
+    EXPECT_TRUE(testing::eventually([&] { return !t->read(100ms).has_value(); }, 10s));
+    driver.destroy(spec.environment_id);
+  }
+}
+
+TEST(KubeDriver, RidesOutApiServerErrorsExpiredWatchesAndRestarts) {
+  StandinApiServer api({.auto_run = false});
+  KubeDriver driver(endpoint_of(api, 1000ms), {kNs});
+
+  // 5xx and 429 on create are retried.
+  EnvironmentSpec a = spec_for();
+  api.fail_next(2, 503, "POST /api/v1/namespaces/exam-sessions/pods");
+  api.fail_next(1, 429, "POST /apis/networking.k8s.io");
+  auto created = create_async(driver, a, 20s);
+  ASSERT_TRUE(testing::eventually([&] { return api.pod(kNs, a.name).has_value(); }, 10s));
+  // The watch expires (410 Gone): the driver looks again and watches anew.
+  ASSERT_TRUE(testing::eventually([&] { return api.open_watches() == 1; }, 5s));
+  api.expire_watches();
+  ASSERT_TRUE(testing::eventually([&] { return api.open_watches() == 1; }, 5s)) << "no new watch after 410";
+  // The API server goes away and comes back.
+  api.stop();
+  std::this_thread::sleep_for(1500ms);
+  api.start();
+  ASSERT_TRUE(testing::eventually([&] { return api.open_watches() == 1; }, 10s)) << "no watch after the restart";
+  api.set_running(kNs, a.name);
+  ASSERT_EQ(created.wait_for(10s), std::future_status::ready);
+  EXPECT_EQ(created.get(), "no error");
+
+  // A create whose answer is lost (timeout) is retried; the 409 that follows is its own pod.
+  EnvironmentSpec b = spec_for();
+  api.delay_next(1, 1500ms, "POST /api/v1/namespaces/exam-sessions/pods");
+  auto slow = create_async(driver, b, 20s);
+  ASSERT_TRUE(testing::eventually([&] { return api.pod(kNs, b.name).has_value(); }, 10s));
+  api.set_running(kNs, b.name);
+  ASSERT_EQ(slow.wait_for(10s), std::future_status::ready);
+  EXPECT_EQ(slow.get(), "no error");
+
+  // Someone else's pod of the same name is a conflict, and is left alone.
+  EnvironmentSpec c = spec_for(a.session_id);
+  EXPECT_EQ(reason_of([&] { driver.create(c, std::chrono::steady_clock::now() + 5s); }),
+            "ENVIRONMENT_CREATE_FAILED: a pod named " + a.name + " already exists");
+  EXPECT_TRUE(driver.alive(a.environment_id));
+
+  // Unavailable is not "gone": reconcile must not take it for a lost sandbox.
+  api.fail_next(1, 500, "GET /api/v1/namespaces/exam-sessions/pods");
+  EXPECT_EQ(reason_of([&] { driver.alive(a.environment_id); }).rfind("BACKEND_UNAVAILABLE", 0), 0u);
+  api.stop();
+  EXPECT_EQ(reason_of([&] { driver.list(); }).rfind("BACKEND_UNAVAILABLE", 0), 0u);
+  api.start();
+  EXPECT_TRUE(driver.alive(a.environment_id));
+}
+
+TEST(KubeDriver, FindsTheApiServerInClusterAndRefusesAWrongToken) {
+  StandinApiServer api;
+  const std::string url = api.url();
+  const auto colon = url.rfind(':');
+  setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1", 1);
+  setenv("KUBERNETES_SERVICE_PORT", url.substr(colon + 1).c_str(), 1);
+  environment::KubeSettings in_cluster;
+  in_cluster.token_file = api.token_file();
+  in_cluster.ca_file = api.ca_file();
+  KubeDriver driver(environment::kube_endpoint(in_cluster), {kNs});
+  unsetenv("KUBERNETES_SERVICE_HOST");
+  unsetenv("KUBERNETES_SERVICE_PORT");
+  const EnvironmentSpec spec = spec_for();
+  driver.create(spec, std::chrono::steady_clock::now() + 10s);
+  EXPECT_TRUE(driver.alive(spec.environment_id));
+
+  // A kubeconfig naming the CA by path works too; a wrong token does not.
+  environment::KubeSettings by_path;
+  by_path.kubeconfig = api.write_kubeconfig(false);
+  EXPECT_TRUE(KubeDriver(environment::kube_endpoint(by_path), {kNs}).alive(spec.environment_id));
+  environment::KubeEndpoint wrong = environment::kube_endpoint(by_path);
+  wrong.token = "not-the-token";
+  wrong.token_file.clear();
+  KubeDriver refused(wrong, {kNs});
+  const std::string reason = reason_of([&] { refused.create(spec_for(), std::chrono::steady_clock::now() + 5s); });
+  EXPECT_NE(reason.find("401"), std::string::npos) << reason;
+
+  // Settings that cannot work say what is missing.
+  EXPECT_EQ(reason_of([] { environment::kube_endpoint({}); }).rfind("INVALID_ARGUMENT", 0), 0u);
+}
+
+// The environment service with driver=kubernetes: the CLI creates a pod, the
+// terminal reaches its shell, destroy removes it.
+TEST(KubeDriver, TheEnvironmentServiceRunsOnIt) {
+  StandinApiServer api;
+  testing::Platform platform(testing::shared_postgres().create_database(),
+                             {{"EXAMISO_ENVIRONMENT_DRIVER", "kubernetes"},
+                              {"EXAMISO_ENVIRONMENT_KUBE_CONFIG", api.write_kubeconfig(true)}});
+  platform.start("lifecycle");
+  platform.start("environment");
+  const Json session = Json::parse(platform.sh("session-lifecycle transition --to created --user-id " + new_uuid() +
+                                               " --exam-id a1b2c3d4-e5f6-7890-abcd-ef1234567890").out);
+  const std::string id = session["session_id"];
+  const auto r = platform.sh("execution-environment create --session-id " + id);
+  ASSERT_EQ(r.exit_code, 0) << r.err << platform.logs();
+  const Json env = Json::parse(r.out);
+  EXPECT_EQ(env["pod_name"], "exam-" + id.substr(0, 8));
+  EXPECT_EQ(env["pod_namespace"], kNs);
+  EXPECT_TRUE(api.pod(kNs, env["pod_name"]));
+
+  testing::TerminalClient t(platform.address("environment"), id);
+  ASSERT_TRUE(t.send("echo \"in-pod-$((6*7))\"\n"));
+  EXPECT_TRUE(t.wait_for("in-pod-42", 10s)) << t.output() << platform.logs();
+  t.detach();
+
+  ASSERT_EQ(platform.sh("execution-environment destroy --session-id " + id).exit_code, 0) << platform.logs();
+  EXPECT_TRUE(nothing_left(api));
+}
+
+}  // namespace
+}  // namespace examiso
