@@ -341,6 +341,14 @@ TEST(KubeDriver, TheEnvironmentServiceRunsOnIt) {
   EXPECT_TRUE(t.wait_for("in-pod-42", 10s)) << t.output() << platform.logs();
   t.detach();
 
+  // A pod of ours that no record knows (a crash between create and record):
+  // reconcile finds it by label and deletes it; the session's pod stays.
+  KubeDriver driver(endpoint_of(api), {kNs});
+  const EnvironmentSpec orphan = spec_for();
+  driver.create(orphan, std::chrono::steady_clock::now() + 10s);
+  EXPECT_TRUE(testing::eventually([&] { return !api.pod(kNs, orphan.name); }, 10s)) << platform.logs();
+  EXPECT_TRUE(api.pod(kNs, env["pod_name"]));
+
   ASSERT_EQ(platform.sh("execution-environment destroy --session-id " + id).exit_code, 0) << platform.logs();
   EXPECT_TRUE(nothing_left(api));
 }
