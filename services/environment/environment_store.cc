@@ -121,6 +121,14 @@ std::optional<EnvironmentRecord> EnvironmentStore::claim(const std::string& pool
   }
 }
 
+bool EnvironmentStore::start_retiring(const std::string& environment_id) {
+  static const std::string sql =
+      "UPDATE execution_environments SET status = 'terminating', updated_at = $2"
+      " WHERE environment_id = $1 AND session_id IS NULL AND status IN ('creating', 'running')";
+  auto conn = pool_.acquire();
+  return conn->exec_prepared(sql, {environment_id, sql_time(clock_.now())}).affected() == 1;
+}
+
 EnvironmentRecord EnvironmentStore::set_status(const std::string& environment_id, Status status,
                                                const std::string& error_reason) {
   static const std::string sql =

@@ -47,6 +47,10 @@ class EnvironmentStore final {
   // is retried with the next candidate.
   std::optional<EnvironmentRecord> insert_creating(EnvironmentRecord record, int64_t uid_base, int64_t uid_count);
 
+  // A pooled environment, still nobody's, becomes `terminating`; false when it
+  // is no longer there to retire (claimed, or gone).
+  bool start_retiring(const std::string& environment_id);
+
   EnvironmentRecord set_status(const std::string& environment_id, Status status, const std::string& error_reason = "");
 
   // Gives the oldest running pooled environment of `pool_key` on `node` to the

@@ -26,6 +26,8 @@ std::string pool_key(const EnvironmentSpec& s) {
 }
 
 constexpr auto kPoolRetryAfterFailure = std::chrono::seconds(30);
+// Longer than any create may take (timeouts are at most 3600 s).
+constexpr auto kLongestCreate = std::chrono::seconds(3700);
 // The pool is made up when claims pause: while candidates arrive, the CPU is
 // theirs (making an environment costs ~30 ms of CPU; claiming one, ~1 ms).
 constexpr auto kPoolQuietAfterClaim = std::chrono::milliseconds(300);
@@ -47,6 +49,8 @@ EnvironmentRecord Environments::create(const std::string& session_id_in, std::ch
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   if (session.state != "initializing") sessions_.start_initializing(session_id);
 
+  // Every arrival, pooled or not, holds the pool's refilling back a moment.
+  last_claim_ = std::chrono::steady_clock::now().time_since_epoch().count();
   if (auto claimed = claim_pooled(session_id, session.spec)) return *claimed;
 
   const auto inserted = store_.insert_creating(new_record(session_id, "exam-" + session_id.substr(0, 8)), o_.uid_base,
@@ -76,12 +80,14 @@ EnvironmentRecord Environments::provision(const EnvironmentRecord& inserted, Env
   const auto started = std::chrono::steady_clock::now();
   try {
     driver_.create(spec, deadline);
-  } catch (const Error& e) {
-    const std::string reason = e.details().value("reason", std::string(e.what()));
+  } catch (const std::exception& e) {
+    // Whatever went wrong, the record says so: never left `creating`.
+    const auto* error = dynamic_cast<const Error*>(&e);
+    const std::string reason = error ? error->details().value("reason", std::string(e.what())) : e.what();
     store_.set_status(inserted.environment_id, Status::error, reason);
     log::warn("environment_create_failed",
               {{"session_id", inserted.session_id}, {"environment_id", inserted.environment_id}, {"reason", reason}});
-    if (e.code() == "ENVIRONMENT_CREATE_FAILED") throw;
+    if (error && error->code() == "ENVIRONMENT_CREATE_FAILED") throw;
     throw Error("ENVIRONMENT_CREATE_FAILED", "Environment could not be created: " + reason, Json{{"reason", reason}});
   }
   EnvironmentRecord ready = store_.set_status(inserted.environment_id, Status::running);
@@ -104,7 +110,6 @@ std::optional<EnvironmentRecord> Environments::claim_pooled(const std::string& s
     const auto started = std::chrono::steady_clock::now();
     auto record = store_.claim(key, o_.node, session_id, "exam-" + session_id.substr(0, 8));
     if (!record) return std::nullopt;
-    last_claim_ = std::chrono::steady_clock::now().time_since_epoch().count();
     pool_wanted_.notify_one();
     try {
       driver_.claim(record->environment_id, record->pod_name);
@@ -166,7 +171,7 @@ void Environments::refill_pool(const std::atomic<bool>& stop) {
       try {
         provision(*inserted, exam.spec,
                   std::chrono::steady_clock::now() + std::chrono::seconds(exam.provisioning_timeout_seconds));
-      } catch (const Error&) {
+      } catch (const std::exception&) {
         // A setup that fails fails for every candidate: not again at once.
         pool_failed_until_[key] = std::chrono::steady_clock::now() + kPoolRetryAfterFailure;
         break;
@@ -176,7 +181,7 @@ void Environments::refill_pool(const std::atomic<bool>& stop) {
 }
 
 void Environments::retire(const EnvironmentRecord& r, const std::string& reason) {
-  store_.set_status(r.environment_id, Status::terminating);
+  if (!store_.start_retiring(r.environment_id)) return;  // claimed meanwhile: a session's now
   driver_.destroy(r.environment_id);
   store_.set_status(r.environment_id, Status::destroyed);
   log::info("environment_retired", {{"environment_id", r.environment_id}, {"reason", reason}});
@@ -244,7 +249,12 @@ ReconcileReport Environments::reconcile(bool starting) {
   for (const auto& r : records) {
     if (r.driver != driver_.name()) continue;
     known.insert(r.environment_id);
-    const bool interrupted = starting && (r.status == Status::creating || r.status == Status::pending);
+    // A create no longer under way: on a node of its own, every one found at
+    // start-up; where replicas share the node (kubernetes), only one older
+    // than any create may take (the others may be another replica's).
+    const bool creating = r.status == Status::creating || r.status == Status::pending;
+    const bool interrupted =
+        creating && (o_.shared_node ? r.updated_at < clock_.now() - kLongestCreate : starting);
     if (interrupted || r.status == Status::terminating) {
       driver_.destroy(r.environment_id);
       store_.set_status(r.environment_id, interrupted ? Status::error : Status::destroyed,

@@ -43,6 +43,9 @@ struct EnvironmentOptions {
   int64_t uid_count = 50000;
   // Environments kept ready per exam before anyone asks (0: none).
   int64_t pool_size = 0;
+  // Other replicas of this service see the same environments (kubernetes):
+  // a `creating` record may be another's create under way.
+  bool shared_node = false;
 };
 
 struct ReconcileReport {

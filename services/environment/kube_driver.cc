@@ -6,6 +6,7 @@
 #include "common/errors.h"
 #include "common/log.h"
 #include "common/url.h"
+#include "common/uuid.h"
 
 namespace examiso::environment {
 namespace {
@@ -218,14 +219,15 @@ void KubeDriver::create(const EnvironmentSpec& spec, std::chrono::steady_clock::
     }
     await_ready(created, deadline);
     if (!spec.setup_script.empty()) run_setup(spec.name, spec.setup_script, deadline);
-  } catch (const Error&) {
+  } catch (const std::exception& failure) {
     try {
       destroy(spec.environment_id);
     } catch (const std::exception& e) {
       // Reconcile finds what is left by its labels.
       log::warn("kube_cleanup_failed", {{"environment_id", spec.environment_id}, {"message", e.what()}});
     }
-    throw;
+    if (dynamic_cast<const Error*>(&failure)) throw;
+    create_failed(failure.what());
   }
 }
 
@@ -264,6 +266,7 @@ void KubeDriver::await_ready(const Json& pod, std::chrono::steady_clock::time_po
     if (watched.status == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     const auto now = with_retries([&] { return client_.get(pods() + "/" + name); }, deadline);
     if (now.status == 404) create_failed("the pod was deleted");
+    if (!now.ok() && !retryable(now)) create_failed("the API server refused: " + now.describe());
     if (!now.ok()) continue;
     if (const auto why = failure_of(now.body)) create_failed(*why);
     if (is_ready(now.body)) return;
@@ -296,19 +299,26 @@ void KubeDriver::run_setup(const std::string& name, const std::string& script,
                 (output.empty() ? "" : ": " + output));
 }
 
-std::optional<std::string> KubeDriver::pod_of(const std::string& environment_id) {
+std::optional<Json> KubeDriver::pod_of(const std::string& environment_id) {
+  if (!is_uuid(environment_id)) throw Error("INVALID_ARGUMENT", "not an environment id");
   const auto r = client_.get(pods() + "?labelSelector=" + url_encode(std::string(kEnvironmentLabel) + "=" + environment_id));
   if (!r.ok()) unavailable(r);
-  for (const auto& pod : at(r.body, "items")) {
-    if (deleting(pod) || !is_ready(pod)) continue;
-    return name_of(pod);
-  }
+  for (const auto& pod : at(r.body, "items"))
+    if (!deleting(pod)) return pod;
   return std::nullopt;
 }
 
-bool KubeDriver::alive(const std::string& environment_id) { return pod_of(environment_id).has_value(); }
+// There and not ended: a pod briefly not Ready (a node's heartbeat late, the
+// kubelet restarting) is not a lost session.
+bool KubeDriver::alive(const std::string& environment_id) {
+  const auto pod = pod_of(environment_id);
+  if (!pod) return false;
+  const std::string phase = str(at(*pod, "status"), "phase");
+  return phase != "Failed" && phase != "Succeeded";
+}
 
 void KubeDriver::destroy(const std::string& environment_id) {
+  if (!is_uuid(environment_id)) throw Error("INVALID_ARGUMENT", "not an environment id");
   const Json foreground = {{"apiVersion", "v1"},
                            {"kind", "DeleteOptions"},
                            {"propagationPolicy", "Foreground"},
@@ -335,7 +345,7 @@ std::vector<std::string> KubeDriver::list() {
   std::vector<std::string> ids;
   for (const auto& pod : at(r.body, "items")) {
     const std::string id = label(pod, kEnvironmentLabel);
-    if (!id.empty() && !deleting(pod)) ids.push_back(id);
+    if (is_uuid(id) && !deleting(pod)) ids.push_back(id);
   }
   const auto policies_listed =
       client_.get(policies() + "?labelSelector=" + url_encode(std::string(kManagedBy) + "=examiso"));
@@ -343,15 +353,16 @@ std::vector<std::string> KubeDriver::list() {
   // A policy left without its pod (a create interrupted between the two) is an orphan too.
   for (const auto& policy : at(policies_listed.body, "items")) {
     const std::string id = label(policy, kEnvironmentLabel);
-    if (!id.empty() && std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+    if (is_uuid(id) && std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
   }
   return ids;
 }
 
 std::unique_ptr<Terminal> KubeDriver::attach(const std::string& environment_id, uint16_t cols, uint16_t rows) {
-  const auto name = pod_of(environment_id);
-  if (!name) throw Error("ENVIRONMENT_NOT_FOUND", "The environment's pod is not running");
-  auto exec = KubeExec::open(client_.endpoint(), pods() + "/" + *name + "/exec" + exec_query({"/bin/sh", "-c", kShell}, true));
+  const auto pod = pod_of(environment_id);
+  if (!pod || !is_ready(*pod)) throw Error("ENVIRONMENT_NOT_FOUND", "The environment's pod is not running");
+  auto exec = KubeExec::open(client_.endpoint(),
+                             pods() + "/" + name_of(*pod) + "/exec" + exec_query({"/bin/sh", "-c", kShell}, true));
   auto terminal = std::make_unique<KubeTerminal>(std::move(exec));
   if (cols && rows) terminal->resize(cols, rows);
   return terminal;

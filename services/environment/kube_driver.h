@@ -34,8 +34,8 @@ class KubeDriver final : public SandboxDriver {
  private:
   std::string pods() const;
   std::string policies() const;
-  // The pod's name, by label; nullopt when there is none (or it is being deleted).
-  std::optional<std::string> pod_of(const std::string& environment_id);
+  // The environment's pod, by label; nullopt when there is none (or it is being deleted).
+  std::optional<Json> pod_of(const std::string& environment_id);
   // Waits until the pod is ready; throws the classified reason otherwise.
   // `pod` as last seen (created or read).
   void await_ready(const Json& pod, std::chrono::steady_clock::time_point deadline);

@@ -44,8 +44,11 @@ class BeastExec final : public KubeExec {
     // Connect, TLS with the server's name (or address) checked, upgrade.
     auto& tcp_layer = beast::get_lowest_layer(*ws_);
     tcp_layer.expires_after(e.timeout);
+    // Asynchronously, as the timeout above applies only to asynchronous operations.
     tcp::resolver resolver(io_);
-    tcp_layer.connect(resolver.resolve(e.host, std::to_string(e.port), ec), ec);
+    const auto addresses = resolver.resolve(e.host, std::to_string(e.port), ec);
+    if (!ec) tcp_layer.async_connect(addresses, [&](beast::error_code result, const tcp::endpoint&) { ec = result; });
+    run_now();
     if (ec) refused("cannot reach the API server: " + ec.message());
     SSL* ssl = ws_->next_layer().native_handle();
     X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
@@ -53,20 +56,20 @@ class BeastExec final : public KubeExec {
       X509_VERIFY_PARAM_set1_host(param, e.host.c_str(), 0);
       SSL_set_tlsext_host_name(ssl, e.host.c_str());
     }
-    ws_->next_layer().handshake(ssl::stream_base::client, ec);
+    ws_->next_layer().async_handshake(ssl::stream_base::client, [&](beast::error_code result) { ec = result; });
+    run_now();
     if (ec) refused("TLS with the API server failed: " + ec.message());
     const std::string bearer = "Bearer " + e.bearer();
     ws_->set_option(websocket::stream_base::decorator([&](websocket::request_type& req) {
       req.set(http::field::authorization, bearer);
       req.set(http::field::sec_websocket_protocol, kProtocols);
     }));
-    // Asynchronously: Boost 1.74's synchronous handshake returns before
-    // reading the answer of a refused upgrade, and its Status says why.
+    // (Boost 1.74's synchronous upgrade also returns before reading the answer
+    // of a refused one, and its Status says why.)
     websocket::response_type response;
     ws_->async_handshake(response, e.host + ":" + std::to_string(e.port), target,
                          [&](beast::error_code result) { ec = result; });
-    io_.run();
-    io_.restart();
+    run_now();
     if (ec) {
       const Json body = Json::parse(response.body(), nullptr, false);
       const std::string message = body.is_object() ? body.value("message", std::string()) : std::string();
@@ -134,6 +137,12 @@ class BeastExec final : public KubeExec {
 
  private:
   using Stream = websocket::stream<beast::ssl_stream<beast::tcp_stream>>;
+
+  // Runs the operation just started to its end (the connection's own steps).
+  void run_now() {
+    io_.run();
+    io_.restart();
+  }
 
   [[noreturn]] static void refused(const std::string& why) {
     throw Error("ENVIRONMENT_NOT_FOUND", "The environment's terminal could not be opened: " + why,

@@ -248,9 +248,6 @@ std::optional<pid_t> LocalDriver::keeper(const std::string& environment_id) cons
 bool LocalDriver::alive(const std::string& environment_id) { return keeper(environment_id).has_value(); }
 
 void LocalDriver::claim(const std::string& environment_id, const std::string& name) {
-  // /etc/hostname and /etc/hosts are bound into the sandbox: rewritten in
-  // place, the running shells see the new name too.
-  sandbox::write_etc(dir(environment_id) + "/etc", name);
   auto terminal = attach(environment_id, 0, 0);
   auto& local = static_cast<LocalTerminal&>(*terminal);
   if (!local.send(sandbox::encode_frame(FrameType::claim, name)))
@@ -260,7 +257,12 @@ void LocalDriver::claim(const std::string& environment_id, const std::string& na
     const auto frame = local.next_frame(std::chrono::milliseconds(100));
     if (!frame && local.ended()) break;
     if (!frame) continue;
-    if (frame->type == FrameType::claimed) return;
+    if (frame->type == FrameType::claimed) {
+      // /etc/hostname and /etc/hosts are bound into the sandbox: rewritten in
+      // place, its shells see the new name too.
+      sandbox::write_etc(dir(environment_id) + "/etc", name);
+      return;
+    }
     if (frame->type == FrameType::notice)
       throw Error("ENVIRONMENT_NOT_FOUND", "The pooled environment refused the claim: " + frame->payload);
   }

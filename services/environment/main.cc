@@ -58,7 +58,8 @@ int main(int argc, char** argv) {
     environment::Environments environments(
         store, *driver, sessions, clock,
         {config.str("environment.namespace"), node, config.integer("environment.uid_base"),
-         config.integer("environment.uid_count"), config.integer("environment.warm_pool_size")});
+         config.integer("environment.uid_count"), config.integer("environment.warm_pool_size"),
+         driver_name == "kubernetes"});
     environments.reconcile(true);
 
     environment::EnvironmentService service(environments);

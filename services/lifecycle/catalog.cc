@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <regex>
 #include <set>
 
 #include "common/errors.h"
@@ -73,8 +74,12 @@ class Reader {
       if (const YAML::Node allow = net["egress_allow"]) {
         if (!allow.IsSequence()) fail(allow, where + ".network.egress_allow", "expected a list");
         for (const auto& item : allow) {
-          if (!item.IsScalar() || item.Scalar().empty())
-            fail(item, where + ".network.egress_allow", "expected CIDR or CIDR:port entries");
+          // An IPv4 CIDR, optionally with a TCP port: 10.0.0.0/8 or 10.0.0.0/8:443.
+          static const std::regex kAllow(R"re(((25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(25[0-5]|2[0-4]\d|1?\d?\d)/(3[0-2]|[12]?\d)(:([1-9]\d{0,4}))?)re");
+          std::smatch m;
+          if (!item.IsScalar() || !std::regex_match(item.Scalar(), m, kAllow) ||
+              (m[6].matched && std::stoi(m[6].str()) > 65535))
+            fail(item, where + ".network.egress_allow", "expected CIDR or CIDR:port entries (e.g. 10.0.0.0/8:443)");
           e.egress_allow.push_back(item.Scalar());
         }
       }

@@ -192,8 +192,8 @@ TEST_F(WarmPool, AClaimedSandboxCannotBeClaimedAgainNorRenamedFromItsTerminal) {
   }
   // (Its socket serves one client: the candidate's terminal attaches again.)
   TerminalClient again(platform_->address("environment"), session);
-  ASSERT_TRUE(again.send("echo \"still=$(hostname)\"\n"));
-  EXPECT_TRUE(again.wait_for("still=" + name, kWait)) << again.output();
+  ASSERT_TRUE(again.send("echo \"still=$(hostname) $(cat /etc/hostname) $(grep -c intruder /etc/hosts)\"\n"));
+  EXPECT_TRUE(again.wait_for("still=" + name + " " + name + " 0", kWait)) << again.output();
   ASSERT_EQ(platform_->sh("execution-environment destroy --session-id " + session).exit_code, 0);
 }
 

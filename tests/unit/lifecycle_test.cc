@@ -441,6 +441,12 @@ TEST_F(CatalogTest, MistakesNameTheLineAndField) {
             "5: exams[1].id: duplicate exam id a1b2c3d4-e5f6-7890-abcd-ef1234567890");
   EXPECT_EQ(load_error("default_exam: 11111111-2222-4333-8444-555555555555\n" + head + "    duration_seconds: 6\n"),
             "1: default_exam: is not one of the exams");
+  const std::string net = head + "    duration_seconds: 60\n    environment:\n      network:\n        egress_allow: ";
+  EXPECT_EQ(load_error(net + "[10.0.0.0/8, 192.0.2.0/24:443]\n"), "loaded");
+  for (const char* bad : {"10.0.0.0/8:https", "10.0.0.0", "10.0.0.0/33", "300.0.0.0/8", "10.0.0.0/8:70000", "''"})
+    EXPECT_EQ(load_error(net + "[" + bad + "]\n"),
+              "7: exams[0].environment.network.egress_allow: expected CIDR or CIDR:port entries (e.g. 10.0.0.0/8:443)")
+        << bad;
   EXPECT_EQ(load_error("exams: []\n"), "1: exams: must list at least one exam");
   EXPECT_EQ(load_error("exams: [\n"), "2: end of sequence flow not found");
 }

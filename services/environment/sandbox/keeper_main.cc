@@ -277,19 +277,26 @@ class Keeper final {
   }
 
   // The running sandbox is the first child of its bubblewrap (the shell's pid
-  // is bubblewrap's monitor, still in the host's namespaces). Its UTS
-  // namespace must not be this process's own: that would rename the host.
+  // is bubblewrap's monitor, still in the host's namespaces). The child is
+  // held by its /proc directory while it is checked to be that child (a pid
+  // reused meanwhile fails), and its UTS namespace must be neither this
+  // process's nor init's: that would rename the host.
   bool set_hostname(const std::string& name, std::string& why) {
     pid_t inner = 0;
     const std::string self = std::to_string(shell_.pid);
     std::ifstream("/proc/" + self + "/task/" + self + "/children") >> inner;
-    const int target = inner > 0 ? open(("/proc/" + std::to_string(inner) + "/ns/uts").c_str(), O_RDONLY | O_CLOEXEC) : -1;
+    const int proc = inner > 0 ? open(("/proc/" + std::to_string(inner)).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    const bool child = proc >= 0 && parent_of(proc) == shell_.pid;
+    const int target = child ? openat(proc, "ns/uts", O_RDONLY | O_CLOEXEC) : -1;
     const int own = open("/proc/self/ns/uts", O_RDONLY | O_CLOEXEC);
-    struct stat a {}, b {};
+    struct stat a {}, b {}, host {};
     bool ok = false;
+    // (init's may be unreadable, in some VMs: then this process's, which is the host's, is the check.)
+    const bool init_known = stat("/proc/1/ns/uts", &host) == 0;
     if (target < 0 || own < 0 || fstat(target, &a) != 0 || fstat(own, &b) != 0) {
       why = "the sandbox is not running";
-    } else if (a.st_ino == b.st_ino && a.st_dev == b.st_dev) {
+    } else if ((a.st_ino == b.st_ino && a.st_dev == b.st_dev) ||
+               (init_known && a.st_ino == host.st_ino && a.st_dev == host.st_dev)) {
       why = "the sandbox has no UTS namespace of its own";
     } else if (setns(target, CLONE_NEWUTS) != 0) {
       why = std::string("cannot enter the sandbox: ") + strerror(errno);
@@ -302,9 +309,24 @@ class Keeper final {
         _exit(1);
       }
     }
-    for (int fd : {target, own})
+    for (int fd : {proc, target, own})
       if (fd >= 0) close(fd);
     return ok;
+  }
+
+  // The parent pid in a /proc/<pid> directory's stat; -1 when unreadable.
+  static pid_t parent_of(int proc_dir) {
+    const int fd = openat(proc_dir, "stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    char buf[512] = {};
+    const ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+    const char* end = n > 0 ? std::strrchr(buf, ')') : nullptr;
+    int ppid = -1;
+    char state = 0;
+    if (!end || std::sscanf(end + 1, " %c %d", &state, &ppid) != 2) return -1;
+    return ppid;
   }
 
   void write_shell() {
