@@ -30,19 +30,8 @@ class Convergence : public ::testing::Test {
   }
 
   std::vector<std::string> start_sessions(int n, const std::string& exam = "") {
-    auto stub = v1::LifecycleService::NewStub(
-        grpc::CreateChannel(platform_.address("lifecycle"), grpc::InsecureChannelCredentials()));
     std::vector<std::string> ids;
-    for (int i = 0; i < n; ++i) {
-      v1::CreateSessionRequest r;
-      r.set_user_id(new_uuid());
-      r.set_exam_id(exam);
-      r.set_auto_provision(true);
-      v1::Session s;
-      grpc::ClientContext c;
-      EXPECT_TRUE(stub->CreateSession(&c, r, &s).ok());
-      ids.push_back(s.session_id());
-    }
+    for (int i = 0; i < n; ++i) ids.push_back(platform_.create_session(exam, true));
     return ids;
   }
 

@@ -40,18 +40,7 @@ class EnvironmentE2E : public ::testing::Test {
   void TearDown() override { ASSERT_TRUE(platform_->daemon("environment").running()) << platform_->logs(); }
 
   // A new session in `created`, for exam `exam_id` (default: the catalog's).
-  static std::string new_session(const std::string& exam_id = "") {
-    auto stub = v1::LifecycleService::NewStub(
-        grpc::CreateChannel(platform_->address("lifecycle"), grpc::InsecureChannelCredentials()));
-    v1::CreateSessionRequest r;
-    r.set_user_id(new_uuid());
-    r.set_exam_id(exam_id);
-    v1::Session s;
-    grpc::ClientContext c;
-    const auto status = stub->CreateSession(&c, r, &s);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return s.session_id();
-  }
+  static std::string new_session(const std::string& exam_id = "") { return platform_->create_session(exam_id); }
 
   static Json create(const std::string& session_id, int expected_exit = 0, const std::string& extra = "") {
     const auto r = platform_->sh("execution-environment create --session-id " + session_id + extra);
@@ -251,16 +240,8 @@ TEST(EnvironmentRestart, ReconcilesRecordsAndSandboxes) {
   Platform platform(testing::shared_postgres().create_database());
   platform.start("lifecycle");
   platform.start("environment");
-  auto session = [&] {
-    auto stub = v1::LifecycleService::NewStub(
-        grpc::CreateChannel(platform.address("lifecycle"), grpc::InsecureChannelCredentials()));
-    v1::CreateSessionRequest r;
-    r.set_user_id(new_uuid());
-    v1::Session s;
-    grpc::ClientContext c;
-    stub->CreateSession(&c, r, &s);
-    return s.session_id();
-  };
+  const auto session = [&] { return platform.create_session(); };
+
   const std::string kept = session(), lost = session();
   const Json kept_env = Json::parse(platform.sh("execution-environment create --session-id " + kept).out);
   const Json lost_env = Json::parse(platform.sh("execution-environment create --session-id " + lost).out);

@@ -52,16 +52,9 @@ class Isolation : public ::testing::Test {
   }
 
   static Sandbox make_sandbox() {
-    auto stub = v1::LifecycleService::NewStub(
-        grpc::CreateChannel(platform_->address("lifecycle"), grpc::InsecureChannelCredentials()));
-    v1::CreateSessionRequest r;
-    r.set_user_id(new_uuid());
-    r.set_exam_id(kIsolationExam);
-    v1::Session s;
-    grpc::ClientContext c;
-    EXPECT_TRUE(stub->CreateSession(&c, r, &s).ok());
-    const auto out = platform_->sh("execution-environment create --session-id " + s.session_id());
-    Sandbox box{s.session_id(), Json::parse(out.out).value("environment_id", ""), nullptr};
+    const std::string session = platform_->create_session(kIsolationExam);
+    const auto out = platform_->sh("execution-environment create --session-id " + session);
+    Sandbox box{session, Json::parse(out.out).value("environment_id", ""), nullptr};
     // The probe goes into the sandbox's home, owned by the sandbox's uid.
     const fs::path home = platform_->sandbox_dir() + "/" + box.environment_id + "/home";
     struct stat st {};

@@ -1,7 +1,6 @@
 // The warm pool: environments made per exam before candidates ask, with the
 // exam's setup already run, claimed by a session in one statement and never
 // given to anyone else. Real sandboxes, real lifecycle and environment services.
-#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -12,7 +11,6 @@
 
 #include "common/json.h"
 #include "common/uuid.h"
-#include "examiso/v1/lifecycle.grpc.pb.h"
 #include "services/environment/local_driver.h"
 #include "services/environment/sandbox/frames.h"
 #include "tests/support/eventually.h"
@@ -66,17 +64,7 @@ class WarmPool : public ::testing::Test {
   }
   void TearDown() override { ASSERT_TRUE(platform_->daemon("environment").running()) << platform_->logs(); }
 
-  static std::string new_session(const std::string& exam_id) {
-    auto stub = v1::LifecycleService::NewStub(
-        grpc::CreateChannel(platform_->address("lifecycle"), grpc::InsecureChannelCredentials()));
-    v1::CreateSessionRequest r;
-    r.set_user_id(new_uuid());
-    r.set_exam_id(exam_id);
-    v1::Session s;
-    grpc::ClientContext c;
-    EXPECT_TRUE(stub->CreateSession(&c, r, &s).ok());
-    return s.session_id();
-  }
+  static std::string new_session(const std::string& exam_id) { return platform_->create_session(exam_id); }
 
   // Sandboxes on disk that no session has: the pool.
   static std::set<std::string> sandboxes() {

@@ -6,7 +6,11 @@
 
 #include <thread>
 
+#include <grpcpp/grpcpp.h>
+
 #include "common/config.h"
+#include "common/uuid.h"
+#include "examiso/v1/lifecycle.grpc.pb.h"
 #include "services/environment/local_driver.h"
 #include "tests/support/http_client.h"
 
@@ -71,6 +75,20 @@ std::string Platform::start_replica(const std::string& service, const Env& extra
 }
 
 void Platform::stop(const std::string& service) { daemons_.at(service)->stop(); }
+
+std::string Platform::create_session(const std::string& exam_id, bool auto_provision) const {
+  auto stub = v1::LifecycleService::NewStub(
+      grpc::CreateChannel(address("lifecycle"), grpc::InsecureChannelCredentials()));
+  v1::CreateSessionRequest request;
+  request.set_user_id(new_uuid());
+  request.set_exam_id(exam_id);
+  request.set_auto_provision(auto_provision);
+  v1::Session session;
+  grpc::ClientContext context;
+  if (const auto s = stub->CreateSession(&context, request, &session); !s.ok())
+    throw std::runtime_error("CreateSession failed: " + s.error_message());
+  return session.session_id();
+}
 
 CommandResult Platform::sh(const std::string& command, const Env& extra) const {
   Env env = env_;
