@@ -81,12 +81,12 @@ class Environments final {
   // on this node (made one at a time, woken by each claim), retires those of
   // exams no longer in it. Runs until `stop`.
   void run_pool(const std::atomic<bool>& stop);
-  void refill_pool(const std::atomic<bool>& stop);
   void wake_pool() { pool_wanted_.notify_all(); }
 
   bool ready(const EnvironmentRecord& record) { return record.status == Status::running && driver_.alive(record.environment_id); }
 
  private:
+  void refill_pool(const std::atomic<bool>& stop);
   EnvironmentRecord new_record(const std::string& session_id, const std::string& pod_name) const;
   // Makes the environment of an inserted record; its status follows.
   EnvironmentRecord provision(const EnvironmentRecord& inserted, EnvironmentSpec spec,

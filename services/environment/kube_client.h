@@ -71,7 +71,7 @@ class KubeClient {
 
 // One exec stream (pods/exec over WebSocket, v5.channel.k8s.io or else
 // v4.channel.k8s.io): channel 0 stdin, 1 stdout, 2 stderr, 3 the final
-// status, 4 resize, 255 close (v5).
+// status, 4 resize.
 class KubeExec {
  public:
   // Throws Error ENVIRONMENT_NOT_FOUND when the API server refuses it.
@@ -82,11 +82,8 @@ class KubeExec {
   // the stream has ended (status() then holds channel 3's Status, if sent).
   virtual std::optional<std::string> read(std::chrono::milliseconds timeout) = 0;
   virtual bool send(uint8_t channel, std::string_view data) = 0;
-  // Ends stdin (v5's close channel; v4 has none).
-  virtual void close_stdin() = 0;
   virtual void close() = 0;
   virtual Json status() = 0;
-  virtual std::string protocol() const = 0;
 };
 
 // The exit code a channel-3 Status reports (0 for Success; -1 when unknown).

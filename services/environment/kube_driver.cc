@@ -101,6 +101,8 @@ class KubeTerminal final : public Terminal {
   bool resize(uint16_t cols, uint16_t rows) override {
     return exec_->send(4, Json{{"Width", cols}, {"Height", rows}}.dump());
   }
+  // The stream only: closing stdin (v5's close channel) would be an EOF to the
+  // shell on a TTY, ending it.
   void close() override { exec_->close(); }
 
  private:

@@ -27,11 +27,9 @@ class KubeDriver final : public SandboxDriver {
   std::vector<std::string> list() override;
   std::unique_ptr<Terminal> attach(const std::string& environment_id, uint16_t cols, uint16_t rows) override;
 
-  // What create sends (for tests and `--dry-run`-style inspection).
+ private:
   Json pod_manifest(const EnvironmentSpec& spec) const;
   Json network_policy_manifest(const EnvironmentSpec& spec) const;
-
- private:
   std::string pods() const;
   std::string policies() const;
   // The environment's pod, by label; nullopt when there is none (or it is being deleted).

@@ -30,7 +30,7 @@ namespace ssl = net::ssl;
 using tcp = net::ip::tcp;
 
 constexpr const char* kProtocols = "v5.channel.k8s.io, v4.channel.k8s.io";
-constexpr uint8_t kStdout = 1, kStderr = 2, kStatus = 3, kClose = 255;
+constexpr uint8_t kStdout = 1, kStderr = 2, kStatus = 3;
 
 class BeastExec final : public KubeExec {
  public:
@@ -116,10 +116,6 @@ class BeastExec final : public KubeExec {
     return true;
   }
 
-  void close_stdin() override {
-    if (protocol_ == "v5.channel.k8s.io") send(kClose, std::string(1, '\0'));
-  }
-
   void close() override {
     net::post(ws_->get_executor(), [this] {
       if (closing_) return;
@@ -132,8 +128,6 @@ class BeastExec final : public KubeExec {
     std::lock_guard lock(mutex_);
     return status_;
   }
-
-  std::string protocol() const override { return protocol_; }
 
  private:
   using Stream = websocket::stream<beast::ssl_stream<beast::tcp_stream>>;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <fstream>
 #include <future>
 #include <thread>
 
@@ -322,6 +323,28 @@ TEST(KubeDriver, FindsTheApiServerInClusterAndRefusesAWrongToken) {
 
   // Settings that cannot work say what is missing.
   EXPECT_EQ(reason_of([] { environment::kube_endpoint({}); }).rfind("INVALID_ARGUMENT", 0), 0u);
+  testing::TempDir dir;
+  const auto kubeconfig_error = [&](const std::string& yaml) {
+    std::ofstream(dir.path() + "/kubeconfig") << yaml;
+    environment::KubeSettings s;
+    s.kubeconfig = dir.path() + "/kubeconfig";
+    try {
+      environment::kube_endpoint(s);
+    } catch (const Error& e) {
+      return e.code() + ": " + e.what();
+    }
+    return std::string("accepted");
+  };
+  const std::string path = dir.path() + "/kubeconfig";
+  EXPECT_EQ(kubeconfig_error("clusters: []\n"), "INVALID_ARGUMENT: kubeconfig " + path + ": no current-context");
+  const std::string context =
+      "current-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\nusers: [{name: u, user: {token: t}}]\n";
+  EXPECT_EQ(kubeconfig_error(context + "clusters: [{name: k, cluster: {server: 'http://127.0.0.1:1'}}]\n"),
+            "INVALID_ARGUMENT: the Kubernetes API server must be an https:// URL: http://127.0.0.1:1");
+  EXPECT_EQ(kubeconfig_error(context + "clusters: [{name: k, cluster: {server: 'https://127.0.0.1:6443'}}]\n"),
+            "INVALID_ARGUMENT: kubeconfig " + path + ": the cluster has no certificate authority");
+  EXPECT_EQ(kubeconfig_error(context + "clusters: [{name: other, cluster: {server: 'https://127.0.0.1'}}]\n"),
+            "INVALID_ARGUMENT: kubeconfig " + path + ": no clusters entry named 'k'");
 }
 
 // The environment service with driver=kubernetes: the CLI creates a pod, the
