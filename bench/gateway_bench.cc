@@ -8,9 +8,16 @@
 //   peer under the same load; memory per open terminal
 // Needs wrk (apt) and `npm ci` in bench/terminal (./scripts/dev bench does both).
 // BENCH_LOGS=FILE keeps the services' logs (at info) of the create part in FILE.
+#include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <barrier>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <iostream>
 #include <regex>
@@ -31,6 +38,7 @@ const std::string kExam = "a1b2c3d4-e5f6-7890-abcd-ef1234567890";
 // The catalog: the shipped default exam alone, with a warm pool of 50 ready
 // environments (the 50 users of the create part arrive once it is full).
 // BENCH_POOL=N sets another size (0: every environment made on demand).
+const int kRounds = 5;  // of each terminal measurement, run in turn with the peer's
 const size_t kPool = std::getenv("BENCH_POOL") ? std::stoul(std::getenv("BENCH_POOL")) : 50;
 const std::string kCatalog = R"yaml(default_exam: a1b2c3d4-e5f6-7890-abcd-ef1234567890
 exams:
@@ -198,23 +206,124 @@ class Bench {
     return Json::parse(r.out);
   }
 
+  // Side by side, in interleaved rounds (this machine's speed wanders from one
+  // second to the next): medians of each.
   void terminal_versus_peer() {
+    while (users_.size() < 2) users_at_once(1, users_);
     settle();
     const int port = testing::free_port();
     testing::Daemon peer({"node", kTerminalDir + "/peer.js", std::to_string(port)}, {});
     std::this_thread::sleep_for(1s);
     const std::string examiso = targets_file({terminal_target(users_.at(1))});
     const std::string node = targets_file({Json{{"url", "ws://127.0.0.1:" + std::to_string(port) + "/"}}});
-    const Json e_echo = load({"echo", examiso, "2000"});
-    const Json n_echo = load({"echo", node, "2000"});
-    const Json e_out = load({"throughput", examiso, "100000000"});
-    const Json n_out = load({"throughput", node, "100000000"});
-    std::printf("terminal echo p99: examiso %.2f ms (p50 %.2f) vs Node ws+node-pty %.2f ms (p50 %.2f)\n",
-                e_echo["p99_ms"].get<double>(), e_echo["p50_ms"].get<double>(), n_echo["p99_ms"].get<double>(),
-                n_echo["p50_ms"].get<double>());
-    std::printf("terminal output: examiso %.1f MB/s vs Node ws+node-pty %.1f MB/s (%.2fx, target >= 1.5x)\n",
-                e_out["mb_per_s"].get<double>(), n_out["mb_per_s"].get<double>(),
-                e_out["mb_per_s"].get<double>() / n_out["mb_per_s"].get<double>());
+    std::vector<double> e_p99, n_p99, e_p50, n_p50;
+    for (int round = 0; round < kRounds; ++round) {
+      const Json e = load({"echo", examiso, "2000"}), n = load({"echo", node, "2000"});
+      e_p99.push_back(e["p99_ms"]), e_p50.push_back(e["p50_ms"]), n_p99.push_back(n["p99_ms"]),
+          n_p50.push_back(n["p50_ms"]);
+    }
+    std::printf("terminal echo p99 (load.js, Node.js client), median of %d rounds: examiso %.2f ms (p50 %.2f) vs "
+                "Node ws+node-pty %.2f ms (p50 %.2f)\n  examiso p99 by round:%s\n  peer p99 by round:   %s\n",
+                kRounds, percentile(e_p99, 0.5), percentile(e_p50, 0.5), percentile(n_p99, 0.5),
+                percentile(n_p50, 0.5), list(e_p99).c_str(), list(n_p99).c_str());
+    std::vector<double> e_lean, n_lean;
+    for (int round = 0; round < kRounds; ++round) {
+      const auto e = lean_echo_ms(Json::parse(std::ifstream(examiso))[0], 2000);
+      const auto n = lean_echo_ms(Json::parse(std::ifstream(node))[0], 2000);
+      e_lean.insert(e_lean.end(), e.begin(), e.end());
+      n_lean.insert(n_lean.end(), n.begin(), n.end());
+    }
+    std::printf("terminal echo (a C++ client on one thread), %d keys each: examiso p50 %.3f ms, p99 %.3f ms; "
+                "Node ws+node-pty p50 %.3f ms, p99 %.3f ms\n",
+                kRounds * 2000, percentile(e_lean, 0.5), percentile(e_lean, 0.99), percentile(n_lean, 0.5),
+                percentile(n_lean, 0.99));
+    for (const std::string kind : {"lines", "long"}) {
+      std::vector<double> e_out, n_out, bare;
+      for (int round = 0; round < kRounds; ++round) {
+        e_out.push_back(load({"throughput", examiso, "100000000", kind})["mb_per_s"]);
+        n_out.push_back(load({"throughput", node, "100000000", kind})["mb_per_s"]);
+        bare.push_back(bare_pty_mb_per_s(kind));
+      }
+      const double e = percentile(e_out, 0.5), n = percentile(n_out, 0.5), b = percentile(bare, 0.5);
+      std::printf("terminal output, %s, median of %d rounds: examiso %.1f MB/s vs Node ws+node-pty %.1f MB/s "
+                  "(%.2fx, target >= 1.5x)\n  examiso by round:%s\n  peer by round:   %s\n"
+                  "  a bare pty read with nothing behind it: %.1f MB/s (%.2fx the peer: the most any bridge "
+                  "could show here)\n",
+                  kind == "lines" ? "64-byte lines" : "one long line", kRounds, e, n, e / n, list(e_out).c_str(),
+                  list(n_out).c_str(), b, b / n);
+    }
+  }
+
+  // Keystroke echo measured with a client that adds no thread or garbage
+  // collector of its own (load.js's Node.js client has both): each key is typed
+  // on an empty line and timed until its echo alone comes back, then erased.
+  static std::vector<double> lean_echo_ms(const Json& target, int keys) {
+    const std::string url = target["url"].get<std::string>().substr(5);  // after ws://
+    testing::Headers headers;
+    if (target.contains("headers"))
+      for (const auto& [k, v] : target["headers"].items()) headers.emplace_back(k, v.get<std::string>());
+    testing::BlockingWsClient ws(url.substr(0, url.find('/')), url.substr(url.find('/')), headers);
+    const auto input = [&](const std::string& data) { ws.send(Json{{"type", "input"}, {"data", data}}.dump()); };
+    const auto output_until = [&](const std::function<bool(const std::string&)>& test) {
+      for (;;) {
+        const Json m = Json::parse(ws.receive());
+        if (m["type"] == "output" && test(m["data"].get<std::string>())) return;
+      }
+    };
+    const auto erase = [&] {
+      input("\x7f");
+      output_until([](const std::string& d) { return d.find('\b') != std::string::npos; });
+    };
+    input("\x15Z");  // an empty line, then a key to see that the shell is there
+    output_until([](const std::string& d) { return d.ends_with("Z"); });
+    erase();
+    std::vector<double> samples;
+    for (int i = -50; i < keys; ++i) {  // the first 50 warm up
+      const std::string key(1, static_cast<char>('a' + (i + 50) % 26));
+      const auto start = std::chrono::steady_clock::now();
+      input(key);
+      output_until([&](const std::string& d) { return d == key; });
+      if (i >= 0) samples.push_back(ms(std::chrono::steady_clock::now() - start));
+      erase();
+    }
+    return samples;
+  }
+
+  // The same output as load.js makes, from a shell on a pty of our own, read
+  // as the keeper reads (all that is waiting, 64 KiB at most) and dropped.
+  static double bare_pty_mb_per_s(const std::string& kind) {
+    const std::string command = kind == "long" ? "head -c 75000000 /dev/zero | base64 -w 0"
+                                               : "yes 0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                 " | head -c 100000000";
+    int master = -1;
+    const pid_t pid = forkpty(&master, nullptr, nullptr, nullptr);
+    if (pid < 0) throw std::runtime_error("forkpty failed");
+    if (pid == 0) {
+      execl("/bin/bash", "bash", "-c", command.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    fcntl(master, F_SETFL, O_NONBLOCK);
+    const auto start = std::chrono::steady_clock::now();
+    size_t bytes = 0;
+    char buf[65536];
+    for (bool open = true; open;) {
+      pollfd p{master, POLLIN, 0};
+      poll(&p, 1, -1);
+      ssize_t n;
+      while ((n = read(master, buf, sizeof buf)) > 0) bytes += static_cast<size_t>(n);
+      open = n < 0 && (errno == EAGAIN || errno == EINTR);  // EIO: the shell is gone
+    }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    close(master);
+    waitpid(pid, nullptr, 0);
+    return bytes / seconds / 1e6;
+  }
+
+  static std::string list(const std::vector<double>& v) {
+    std::string out;
+    char one[32];
+    for (double x : v) out.append(one, static_cast<size_t>(std::snprintf(one, sizeof one, " %.1f", x)));
+    return out;
   }
 
   void many_terminals(size_t n) {

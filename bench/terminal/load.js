@@ -1,6 +1,8 @@
 // Terminal load over WebSocket, the same for examiso and the Node.js peer.
 //   node load.js echo <targets.json> <keystrokes>   keystroke echo latency, one terminal
-//   node load.js throughput <targets.json> <bytes>  output throughput, one terminal
+//   node load.js throughput <targets.json> <bytes> [lines|long]
+//                                                  output throughput, one terminal: 64-byte
+//                                                  lines (the default) or one long line
 //   node load.js hold <targets.json> <keystrokes>   every target open at once; TYPING of them typing
 // targets.json: [{"url": "ws://...", "headers": {...}}, ...]. Prints one JSON line.
 const fs = require('fs');
@@ -16,12 +18,15 @@ class Terminal {
                                           maxPayload: 64 << 20 });
     this.waiters = [];
     this.bytes = 0;
+    this.tail = '';
     this.ws.on('message', (raw) => {
       const m = JSON.parse(raw);
       if (m.type !== 'output') return;
       this.bytes += m.data.length;
       this.last = Date.now();
-      const ready = this.waiters.filter((w) => w.test(m.data));
+      const seen = this.tail + m.data;  // a marker may be split between messages
+      this.tail = seen.slice(-32);
+      const ready = this.waiters.filter((w) => w.test(w.tail ? seen : m.data));
       this.waiters = this.waiters.filter((w) => !ready.includes(w));
       ready.forEach((w) => w.resolve());
     });
@@ -32,7 +37,9 @@ class Terminal {
     });
   }
   send(data) { this.ws.send(JSON.stringify({ type: 'input', data })); }
-  output(test) { return new Promise((resolve) => this.waiters.push({ test, resolve })); }
+  // Resolves on the first message that passes `test`; with `tail`, the end of
+  // the previous messages is tested too.
+  output(test, tail = false) { return new Promise((resolve) => this.waiters.push({ test, tail, resolve })); }
   // Waits until the shell has been quiet for `ms`.
   async quiet(ms) {
     this.last = Date.now();
@@ -79,8 +86,11 @@ async function main() {
     await t.open;
     await t.quiet(300);
     const bytes = Number(amount);
-    const done = t.output((d) => d.includes('DONE-2'));
-    t.send(`yes 0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ | head -c ${bytes}; echo DONE-$((1+1))\n`);
+    const done = t.output((d) => d.includes('DONE-2'), true);
+    const command = process.argv[5] === 'long'
+      ? `head -c ${Math.round(bytes * 3 / 4)} /dev/zero | base64 -w 0`
+      : `yes 0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ | head -c ${bytes}`;
+    t.send(`${command}; echo DONE-$((1+1))\n`);
     const start = process.hrtime.bigint();
     t.bytes = 0;
     await done;

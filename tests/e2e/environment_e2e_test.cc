@@ -211,6 +211,26 @@ TEST_F(EnvironmentE2E, ReattachingResumesTheSameShellWithRecentOutput) {
   EXPECT_TRUE(third.wait_for("still-here", kWait));
 }
 
+// The replay is the last 64 KiB of output (the configured replay bytes), from
+// a line's start, however much came before.
+TEST_F(EnvironmentE2E, TheReplayIsTheRecentOutputFromALineStart) {
+  const std::string session = new_session();
+  create(session);
+  {
+    TerminalClient t(env_address(), session);
+    t.send("seq -f 'replay-line-%06g' 1 20000; echo all-\"\"done\n");  // 400 KB
+    ASSERT_TRUE(t.wait_for("all-done", kWait));
+  }
+  TerminalClient again(env_address(), session);
+  ASSERT_TRUE(again.wait_for("all-done", kWait)) << "no replay";
+  const std::string replay = again.output();
+  EXPECT_LE(replay.size(), 65536u);
+  EXPECT_GT(replay.size(), 60000u);
+  EXPECT_EQ(replay.rfind("replay-line-", 0), 0u) << replay.substr(0, 40);
+  EXPECT_NE(replay.find("replay-line-020000"), std::string::npos);
+  EXPECT_EQ(replay.find("replay-line-016000"), std::string::npos);
+}
+
 TEST_F(EnvironmentE2E, AnExitedShellIsReplacedAndTheHomeKept) {
   const std::string session = new_session();
   create(session);

@@ -1,5 +1,8 @@
 #include "tests/support/http_client.h"
 
+#include <sys/socket.h>
+#include <sys/time.h>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -281,6 +284,40 @@ void WsClient::drop() {
     beast::get_lowest_layer(i->ws).socket().close(ignored);
   });
   wait_closed(std::chrono::seconds(5));
+}
+
+struct BlockingWsClient::Impl {
+  net::io_context ioc;
+  websocket::stream<tcp::socket> ws{ioc};
+  beast::flat_buffer buffer;
+};
+
+BlockingWsClient::BlockingWsClient(const std::string& address, const std::string& target, const Headers& headers)
+    : impl_(std::make_unique<Impl>()) {
+  auto& socket = impl_->ws.next_layer();
+  socket.connect(endpoint_of(address));
+  socket.set_option(tcp::no_delay(true));
+  const timeval timeout{10, 0};  // the blocking reads below give up after this
+  setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  impl_->ws.set_option(websocket::stream_base::decorator([headers](websocket::request_type& req) {
+    for (const auto& [k, v] : headers) req.set(k, v);
+  }));
+  impl_->ws.read_message_max(64 << 20);
+  impl_->ws.handshake(address, target);
+  impl_->ws.text(true);
+}
+
+BlockingWsClient::~BlockingWsClient() {
+  beast::error_code ignored;
+  impl_->ws.next_layer().close(ignored);
+}
+
+void BlockingWsClient::send(const std::string& text) { impl_->ws.write(net::buffer(text)); }
+
+std::string BlockingWsClient::receive() {
+  impl_->buffer.clear();
+  impl_->ws.read(impl_->buffer);
+  return beast::buffers_to_string(impl_->buffer.data());
 }
 
 }  // namespace examiso::testing

@@ -73,6 +73,22 @@ class WsClient {
   std::unique_ptr<Impl> impl_;
 };
 
+// A WebSocket client with no thread of its own: each call reads or writes on
+// the caller's thread, so that a latency measured with it is the server's.
+class BlockingWsClient {
+ public:
+  // Throws when the connection or the upgrade fails.
+  BlockingWsClient(const std::string& address, const std::string& target, const Headers& headers = {});
+  ~BlockingWsClient();
+  void send(const std::string& text);
+  // The next message; throws when the connection ends or nothing came for 10 s.
+  std::string receive();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 // Waits for the gateway at `address` to answer /healthz.
 bool wait_http(const std::string& address, std::chrono::milliseconds timeout);
 

@@ -186,10 +186,11 @@ class Keeper final {
     return true;
   }
 
-  // The replay buffer: the last replay_bytes of output.
+  // The replay buffer: the last replay_bytes of output. It is trimmed once it
+  // holds twice that, so output is copied once more per replay_bytes, not per read.
   void remember(std::string_view bytes) {
     replay_.append(bytes);
-    if (replay_.size() > o_.replay_bytes) {
+    if (replay_.size() > 2 * o_.replay_bytes) {
       replay_.erase(0, replay_.size() - o_.replay_bytes);
       wrapped_ = true;
     }
@@ -198,6 +199,20 @@ class Keeper final {
   void send_output(std::string_view bytes, FrameType type = FrameType::output) {
     remember(bytes);
     if (client_ >= 0 && !write_all(client_, encode_frame(type, bytes))) drop_client();
+  }
+
+  // A pty hands over at most 4 KiB per read, and a read of an empty pty first
+  // waits for what the kernel is still moving into it: what is there goes out
+  // as one frame, so a flood of output makes fewer, larger messages on every
+  // hop after this one. False when there was nothing to read.
+  bool read_shell(int master) {
+    char buf[64 * 1024];
+    size_t got = 0;
+    ssize_t n;
+    while (got < sizeof buf && (n = read(master, buf + got, sizeof buf - got)) > 0) got += static_cast<size_t>(n);
+    if (got == 0) return false;
+    send_output(std::string_view(buf, got));
+    return true;
   }
 
   void drop_client() {
@@ -217,7 +232,8 @@ class Keeper final {
     }
     // Replay from a line start when older output was cut off.
     std::string_view replay = replay_;
-    if (wrapped_) {
+    if (replay.size() > o_.replay_bytes) replay.remove_prefix(replay.size() - o_.replay_bytes);
+    if (replay.size() < replay_.size() || wrapped_) {
       const auto nl = replay.find('\n');
       if (nl != std::string_view::npos) replay.remove_prefix(nl + 1);
     }
@@ -248,6 +264,7 @@ class Keeper final {
       }
     }
     if (reader_.corrupt()) drop_client();
+    if (!pending_input_.empty() && shell_.master >= 0) write_shell();  // at once; the rest when the pty takes it
   }
 
   // A pooled sandbox becomes a session's: its name wherever a shell sees it,
@@ -364,15 +381,7 @@ class Keeper final {
         if (p.fd == listener_) {
           accept_client();
         } else if (p.fd == master) {
-          if (p.revents & POLLIN) {
-            char buf[65536];
-            const ssize_t n = read(master, buf, sizeof buf);
-            if (n > 0) {
-              send_output(std::string_view(buf, static_cast<size_t>(n)));
-              continue;
-            }
-            if (n < 0 && errno == EAGAIN) continue;
-          }
+          if ((p.revents & POLLIN) && read_shell(master)) continue;
           if (p.revents & POLLOUT) write_shell();
           if (p.revents & (POLLHUP | POLLERR)) {
             restart_shell();
