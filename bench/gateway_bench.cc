@@ -172,6 +172,7 @@ class Bench {
   }
 
   void status_wrk() {
+    if (users_.empty()) users_at_once(1, users_);
     settle();
     const User& u = users_.at(0);
     const auto r = testing::run({"wrk", "-t2", "-c64", "-d15s", "--latency", "-H", "Authorization: Bearer " + u.token,

@@ -1,8 +1,5 @@
 #include "tests/support/http_client.h"
 
-#include <sys/socket.h>
-#include <sys/time.h>
-
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -297,8 +294,6 @@ BlockingWsClient::BlockingWsClient(const std::string& address, const std::string
   auto& socket = impl_->ws.next_layer();
   socket.connect(endpoint_of(address));
   socket.set_option(tcp::no_delay(true));
-  const timeval timeout{10, 0};  // the blocking reads below give up after this
-  setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
   impl_->ws.set_option(websocket::stream_base::decorator([headers](websocket::request_type& req) {
     for (const auto& [k, v] : headers) req.set(k, v);
   }));

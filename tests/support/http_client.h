@@ -81,7 +81,7 @@ class BlockingWsClient {
   BlockingWsClient(const std::string& address, const std::string& target, const Headers& headers = {});
   ~BlockingWsClient();
   void send(const std::string& text);
-  // The next message; throws when the connection ends or nothing came for 10 s.
+  // Waits for the next message (without a time limit); throws when the connection ends.
   std::string receive();
 
  private:
