@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "bench/latency.h"
+#include "bench/terminal_output.h"
 #include "common/json.h"
 #include "common/uuid.h"
 #include "examiso/v1/environment.grpc.pb.h"
@@ -128,11 +129,6 @@ void BM_KeystrokeEcho(benchmark::State& state) {
 }
 BENCHMARK(BM_KeystrokeEcho)->Iterations(3000)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
-// Output as one long line, and as 64-byte lines (a pty turns each "\n" into
-// "\r\n" with a write of its own, which makes lines the slower case).
-constexpr const char* kLongLine = "head -c 100M /dev/zero | base64 -w 0";
-constexpr const char* kLines = "yes 0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ | head -c 100000000";
-
 void BM_OutputThroughput(benchmark::State& state) {
   World& w = world();
   const std::string session = w.new_session();
@@ -143,7 +139,7 @@ void BM_OutputThroughput(benchmark::State& state) {
   for (auto _ : state) {
     const size_t before = t.output_size();
     const auto start = std::chrono::steady_clock::now();
-    t.send(std::string(state.range(0) ? kLines : kLongLine) + "; echo; echo done-$((3+4))\n");
+    t.send(bench::output_command(state.range(0) == 0, 100'000'000) + "; echo; echo done-$((3+4))\n");
     if (!t.wait_for("done-7", std::chrono::seconds(60), before)) state.SkipWithError("no end");
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const double bytes = static_cast<double>(t.output_size() - before);
@@ -152,6 +148,7 @@ void BM_OutputThroughput(benchmark::State& state) {
   }
   w.destroy(session);
 }
+// 0: one long line, 1: 64-byte lines
 BENCHMARK(BM_OutputThroughput)->Arg(0)->Arg(1)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 // 200 sandboxes at once, each with a shell that answers; memory per idle one.

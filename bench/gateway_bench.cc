@@ -24,6 +24,7 @@
 #include <thread>
 
 #include "bench/latency.h"
+#include "bench/terminal_output.h"
 #include "common/json.h"
 #include "tests/support/http_client.h"
 #include "tests/support/platform.h"
@@ -293,9 +294,7 @@ class Bench {
   // The same output as load.js makes, from a shell on a pty of our own, read
   // as the keeper reads (all that is waiting, 64 KiB at most) and dropped.
   static double bare_pty_mb_per_s(const std::string& kind) {
-    const std::string command = kind == "long" ? "head -c 75000000 /dev/zero | base64 -w 0"
-                                               : "yes 0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                                 " | head -c 100000000";
+    const std::string command = bench::output_command(kind == "long", 100'000'000);
     int master = -1;
     const pid_t pid = forkpty(&master, nullptr, nullptr, nullptr);
     if (pid < 0) throw std::runtime_error("forkpty failed");

@@ -87,6 +87,7 @@ async function main() {
     await t.quiet(300);
     const bytes = Number(amount);
     const done = t.output((d) => d.includes('DONE-2'), true);
+    // The commands of bench/terminal_output.h.
     const command = process.argv[5] === 'long'
       ? `head -c ${Math.round(bytes * 3 / 4)} /dev/zero | base64 -w 0`
       : `yes 0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ | head -c ${bytes}`;

@@ -42,6 +42,7 @@
 
 #include "common/url.h"
 #include "common/uuid.h"
+#include "tests/support/http_client.h"
 #include "tests/support/process.h"
 
 namespace examiso::testing {
@@ -55,7 +56,6 @@ namespace ssl = net::ssl;
 namespace fs = std::filesystem;
 using tcp = net::ip::tcp;
 using TlsStream = beast::ssl_stream<beast::tcp_stream>;
-using Headers = std::vector<std::pair<std::string, std::string>>;
 using namespace std::chrono_literals;
 
 constexpr const char* kPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
