@@ -18,7 +18,7 @@ int main(int argc, char** argv) {
     PgPool pool(pool_options(config, "examiso-lifecycle"));
     if (!migrate_when_ready(pool, "lifecycle", lifecycle_migrations())) return;
     lifecycle::SessionStore store(pool, catalog, clock);
-    lifecycle::SessionWatchHub hub(config.str("database.url"));
+    lifecycle::SessionWatchHub hub(config.str("database.url"), &store);
     lifecycle::LifecycleService service(store, catalog, hub, clock,
                                         std::chrono::milliseconds(config.integer("lifecycle.watch_heartbeat_ms")));
     lifecycle::GrpcEnvironmentCreator environments(config.str("environment.address"));

@@ -9,6 +9,7 @@ namespace {
 
 constexpr size_t kMaxReason = 2000;
 constexpr size_t kMaxActor = 200;
+constexpr size_t kMaxCached = 20000;  // sessions; a full cache is emptied
 
 std::string micros(std::string_view column) {
   return "(EXTRACT(EPOCH FROM " + std::string(column) + ") * 1000000)::bigint";
@@ -101,6 +102,7 @@ Session SessionStore::create(const CreateRequest& request) {
         {session_id, ids[0], exam->exam_id, request.auto_provision, exam->duration_seconds,
          exam->provisioning_timeout_seconds, now, request.actor.empty() ? "unknown" : request.actor});
     Session s = read_session(r, 0);
+    forget(s.session_id);
     log::info("session_created", {{"session_id", s.session_id}, {"user_id", s.user_id}, {"exam_id", s.exam_id}});
     return s;
   } catch (const DbError& e) {
@@ -168,6 +170,7 @@ TransitionResult SessionStore::transition(const TransitionRequest& request) {
        nullable(name(failure)), sql_time(clock_.now()), request.actor.empty() ? "unknown" : request.actor});
   if (r.rows() == 0) transition_refused(*conn, session_id, request.to);
   TransitionResult result{read_session(r, 0), State::created};
+  forget(session_id);
   result.previous_state = result.session.previous_state.value_or(State::created);
   log::info("session_transition", {{"session_id", session_id},
                                    {"user_id", result.session.user_id},
@@ -191,11 +194,36 @@ void SessionStore::transition_refused(PgConnection& conn, const std::string& ses
 
 Session SessionStore::get(std::string_view session_id) {
   const std::string id = require_uuid("exam_session_id", session_id);
+  uint64_t generation = 0;
+  {
+    std::lock_guard lock(cache_.mutex);
+    if (auto it = cache_.sessions.find(id); it != cache_.sessions.end()) return it->second;
+    generation = cache_.generation;
+  }
   auto conn = pool_.acquire();
   static const std::string sql = "SELECT " + session_columns() + " FROM sessions WHERE session_id = $1";
   const PgResult r = conn->exec_prepared(sql, {id});
   if (r.rows() == 0) throw Error("SESSION_NOT_FOUND", "Session not found", Json{{"session_id", id}});
-  return read_session(r, 0);
+  Session s = read_session(r, 0);
+  std::lock_guard lock(cache_.mutex);
+  if (cache_.on && cache_.generation == generation) {
+    if (cache_.sessions.size() >= kMaxCached) cache_.sessions.clear();
+    cache_.sessions.emplace(id, s);
+  }
+  return s;
+}
+
+void SessionStore::set_cache(bool on) {
+  std::lock_guard lock(cache_.mutex);
+  cache_.on = on;
+  cache_.sessions.clear();
+  ++cache_.generation;
+}
+
+void SessionStore::forget(const std::string& session_id) {
+  std::lock_guard lock(cache_.mutex);
+  cache_.sessions.erase(session_id);
+  ++cache_.generation;
 }
 
 std::vector<Session> SessionStore::list(const SessionFilter& filter) {

@@ -2,8 +2,10 @@
 // Sessions in PostgreSQL: creation, compare-and-set transitions with their
 // history, lookups. Every change is one statement (row, history and
 // notification together), so it is durable before anyone is told of it.
+#include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "common/clock.h"
@@ -99,12 +101,29 @@ class SessionStore final {
   std::vector<Session> list(const SessionFilter& filter);
   std::vector<HistoryEntry> history(std::string_view session_id);
 
+  // get() may answer from memory while the cache is on. Whoever turns it on
+  // must hear of every change (SessionWatchHub: on while it LISTENs, off when
+  // its connection drops) and forget() each changed session. This store's own
+  // changes are forgotten as they commit. Turning it on or off empties it.
+  void set_cache(bool on);
+  void forget(const std::string& session_id);
+
  private:
   [[noreturn]] void transition_refused(PgConnection& conn, const std::string& session_id, State to);
+
+  struct Cache {
+    std::mutex mutex;
+    bool on = false;
+    // Counts forgets: a read from the database is kept only if none happened
+    // while it ran, so a change heard of during the read cannot be lost.
+    uint64_t generation = 0;
+    std::unordered_map<std::string, Session> sessions;
+  };
 
   PgPool& pool_;
   const ExamCatalog& catalog_;
   const Clock& clock_;
+  Cache cache_;
 };
 
 // Rejects text a session field cannot hold: too long, or with NUL bytes.

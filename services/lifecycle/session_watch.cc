@@ -8,7 +8,8 @@
 
 namespace examiso::lifecycle {
 
-SessionWatchHub::SessionWatchHub(std::string database_url) : url_(std::move(database_url)) {
+SessionWatchHub::SessionWatchHub(std::string database_url, SessionStore* cache)
+    : url_(std::move(database_url)), cache_(cache) {
   thread_ = std::thread([this] { run(); });
 }
 
@@ -50,6 +51,7 @@ void SessionWatchHub::wait_any(uint64_t& seen, std::chrono::milliseconds timeout
 }
 
 void SessionWatchHub::dispatch(const std::string& session_id) {
+  if (cache_) cache_->forget(session_id);
   std::lock_guard lock(mutex_);
   ++changes_;
   any_change_.notify_all();
@@ -74,6 +76,7 @@ void SessionWatchHub::run() {
         PQfinish(conn);
         conn = nullptr;
         listening_ = false;
+        if (cache_) cache_->set_cache(false);  // changes go unheard from here on
         log::warn("session_watch_disconnected");
       }
       const char* keys[] = {"dbname",          "connect_timeout",     "application_name", "keepalives",
@@ -90,6 +93,7 @@ void SessionWatchHub::run() {
         continue;
       }
       listening_ = true;
+      if (cache_) cache_->set_cache(true);
       log::info("session_watch_listening");
       wake_all();  // whatever happened while we were away
     }

@@ -2,7 +2,8 @@
 // Change notifications across replicas: one connection per process LISTENs on
 // the sessions channel and wakes the subscribers of each changed session.
 // After a lost connection every subscriber is woken, since changes may have
-// been missed meanwhile.
+// been missed meanwhile. It also keeps the store's cache honest: on only
+// while listening, each notified session forgotten.
 #include <atomic>
 #include <condition_variable>
 #include <map>
@@ -13,6 +14,8 @@
 #include <thread>
 
 namespace examiso::lifecycle {
+
+class SessionStore;
 
 class SessionWatchHub final {
  public:
@@ -35,7 +38,8 @@ class SessionWatchHub final {
     bool changed_ = false;
   };
 
-  explicit SessionWatchHub(std::string database_url);
+  // `cache`: a store whose cache this hub turns on and keeps; may be null.
+  explicit SessionWatchHub(std::string database_url, SessionStore* cache = nullptr);
   ~SessionWatchHub();
 
   std::unique_ptr<Subscription> subscribe(const std::string& session_id);
@@ -51,6 +55,7 @@ class SessionWatchHub final {
   void wake_all();
 
   std::string url_;
+  SessionStore* cache_;
   std::mutex mutex_;
   std::map<std::string, std::set<Subscription*>> subscribers_;
   uint64_t changes_ = 0;

@@ -256,6 +256,49 @@ TEST_F(LifecycleE2E, WatchersSeeChangesMadeOnAnotherReplica) {
   EXPECT_TRUE(reader->Finish().ok());
 }
 
+// GetStatus may answer from memory; a change on another replica reaches it
+// by notification, and its own changes at once.
+TEST_F(LifecycleE2E, StatusFollowsChangesMadeOnAnotherReplica) {
+  const std::string replica = platform_->start_replica("lifecycle");
+  auto primary = v1::LifecycleService::NewStub(
+      grpc::CreateChannel(platform_->address("lifecycle"), grpc::InsecureChannelCredentials()));
+  auto other = v1::LifecycleService::NewStub(grpc::CreateChannel(replica, grpc::InsecureChannelCredentials()));
+  v1::CreateSessionRequest create;
+  create.set_user_id("00000000-0000-4000-8000-00000000abab");
+  v1::Session session;
+  grpc::ClientContext c1;
+  ASSERT_TRUE(primary->CreateSession(&c1, create, &session).ok());
+  const auto status_on = [&](v1::LifecycleService::Stub& stub) {
+    v1::GetStatusRequest request;
+    request.set_session_id(session.session_id());
+    v1::SessionStatus status;
+    grpc::ClientContext c;
+    EXPECT_TRUE(stub.GetStatus(&c, request, &status).ok());
+    return status.lifecycle_state();
+  };
+  const auto transition_on = [&](v1::LifecycleService::Stub& stub, v1::SessionState to) {
+    v1::TransitionRequest t;
+    t.set_session_id(session.session_id());
+    t.set_to(to);
+    v1::TransitionResponse out;
+    grpc::ClientContext c;
+    ASSERT_TRUE(stub.Transition(&c, t, &out).ok());
+  };
+  for (v1::SessionState to : {v1::SESSION_STATE_INITIALIZING, v1::SESSION_STATE_READY, v1::SESSION_STATE_RUNNING}) {
+    ASSERT_NE(status_on(*primary), to);  // read, so that it may be kept
+    ASSERT_NE(status_on(*other), to);
+    transition_on(*other, to);
+    EXPECT_EQ(status_on(*other), to) << "the replica's own change";
+    const auto sent = std::chrono::steady_clock::now();
+    while (status_on(*primary) != to && std::chrono::steady_clock::now() - sent < std::chrono::seconds(2))
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    EXPECT_EQ(status_on(*primary), to);
+    EXPECT_LT(std::chrono::steady_clock::now() - sent, std::chrono::milliseconds(500));
+  }
+  transition_on(*primary, v1::SESSION_STATE_TERMINATED);
+  EXPECT_EQ(status_on(*primary), v1::SESSION_STATE_TERMINATED);
+}
+
 TEST_F(LifecycleE2E, WatchRepeatsTheStatusWithFreshRemainingTime) {
   const std::string user = "00000000-0000-4000-8000-00000000dddd";
   const Json created = Json::parse(sh("session-lifecycle transition --to created --user-id " + user).out);

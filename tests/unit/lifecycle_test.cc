@@ -336,6 +336,30 @@ TEST_F(LifecycleTest, TheClockStartsOnRunningAndTheDeadlineIsStored) {
   EXPECT_EQ(remaining_seconds(s, clock_.now()), 0);
 }
 
+// With the cache on, a read answers from memory until the change is heard of
+// (forget), except for this store's own changes, which are never stale.
+TEST_F(LifecycleTest, TheCacheAnswersUntilAChangeIsHeardOf) {
+  store_->set_cache(true);
+  const Session s = in_state(State::ready);
+  EXPECT_EQ(store_->get(s.session_id).state, State::ready);
+  SessionStore replica(*pool_, catalog_, clock_);
+  TransitionRequest start{s.session_id, State::running, "", TerminationReason::none, FailureClass::none, "test", {}};
+  replica.transition(start);
+  EXPECT_EQ(store_->get(s.session_id).state, State::ready) << "not heard of yet";
+  store_->forget(s.session_id);
+  EXPECT_EQ(store_->get(s.session_id).state, State::running);
+
+  move(s.session_id, State::terminated);
+  EXPECT_EQ(store_->get(s.session_id).state, State::terminated) << "its own change";
+
+  const Session other = in_state(State::ready);
+  EXPECT_EQ(store_->get(other.session_id).state, State::ready);
+  store_->set_cache(false);
+  replica.transition({other.session_id, State::running, "", TerminationReason::none, FailureClass::none, "test", {}});
+  EXPECT_EQ(store_->get(other.session_id).state, State::running) << "off: every read goes to the database";
+  EXPECT_EQ(error_code([&] { store_->get(new_uuid()); }), "SESSION_NOT_FOUND");
+}
+
 TEST_F(LifecycleTest, DisplayStatusForEveryState) {
   struct Expect {
     State state;
