@@ -121,7 +121,13 @@ Error from_grpc_status(const grpc::Status& status, std::string_view address) {
   if (kind.code == "TIMEOUT")
     return Error("TIMEOUT", "No answer in time from " + std::string(address),
                  Json{{"address", address}});
-  return Error(std::string(kind.code), status.error_message().empty() ? "Internal error" : status.error_message());
+  if (kind.code != "INTERNAL_ERROR") return Error(std::string(kind.code), status.error_message());
+  // Not an examiso error (gRPC's own, or a peer that is not ours): say where
+  // and what, for the log; clients never see an INTERNAL_ERROR's message.
+  std::string message =
+      "gRPC status " + std::to_string(static_cast<int>(status.error_code())) + " from " + std::string(address);
+  if (!status.error_message().empty()) message += ": " + status.error_message();
+  return Error("INTERNAL_ERROR", message);
 }
 
 }  // namespace examiso

@@ -145,6 +145,12 @@ TEST(Errors, TransportFailuresNameTheAddress) {
   EXPECT_EQ(e.code(), "BACKEND_UNAVAILABLE");
   EXPECT_NE(std::string(e.what()).find("10.0.0.1:50052"), std::string::npos);
   EXPECT_EQ(e.kind().exit_code, 1);
+  // gRPC's own failures say which status and from where, for the log.
+  const Error bare = from_grpc_status(grpc::Status(grpc::StatusCode::UNKNOWN, ""), "10.0.0.1:50053");
+  EXPECT_EQ(bare.code(), "INTERNAL_ERROR");
+  EXPECT_STREQ(bare.what(), "gRPC status 2 from 10.0.0.1:50053");
+  const Error said = from_grpc_status(grpc::Status(grpc::StatusCode::DATA_LOSS, "stream reset"), "10.0.0.1:50053");
+  EXPECT_STREQ(said.what(), "gRPC status 15 from 10.0.0.1:50053: stream reset");
 }
 
 TEST(Clock, FormatsIso8601WithMilliseconds) {
