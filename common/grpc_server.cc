@@ -55,6 +55,9 @@ void GrpcServer::start() {
   grpc::ServerBuilder builder;
   builder.AddListeningPort(listen_, grpc::InsecureServerCredentials(), &port_);
   builder.SetMaxReceiveMessageSize(4 << 20);
+  // gRPC shares a port between processes by default (SO_REUSEPORT): a second
+  // daemon on a taken port would get some of the first one's calls. Refuse it.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   // Handler threads stay once made: the default (two spare pollers) makes and
   // ends a thread per burst of calls, which costs more than the calls.
   builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::NUM_CQS, 1);

@@ -139,6 +139,34 @@ class TerminalBridge final : public WsHandler, public std::enable_shared_from_th
     watch_.context.TryCancel();
   }
 
+  void finish_ended(const v1::SessionStatus& s) {
+    const std::string reason =
+        s.lifecycle_state() == v1::SESSION_STATE_FAILED ? "failed" : termination_reason_name(s.termination_reason());
+    finish(1000, "session ended", Json{{"type", "termination"}, {"reason", reason}, {"message", s.message()}});
+  }
+
+  // The environment's stream ended. Most often the session did: cleanup
+  // destroys the environment right after the transition, and the watch's news
+  // of that may come second. The session's status decides between the
+  // termination message (close 1000) and 4006.
+  void environment_ended() {
+    {
+      std::lock_guard lock(mutex_);
+      if (closing_ || !peer_) return;
+      ++running_;
+    }
+    check_.request.set_session_id(session_id_);
+    check_.context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    backends_.lifecycle()->GetStatus(&check_.context, &check_.request, &check_.status, [this](grpc::Status s) {
+      if (s.ok() && ended(check_.status.lifecycle_state())) {
+        finish_ended(check_.status);
+      } else {
+        finish(4006, "environment ended");
+      }
+      reactor_done();
+    });
+  }
+
   void reactor_done() {
     std::unique_lock lock(mutex_);
     if (--running_ > 0) return;
@@ -198,11 +226,7 @@ class TerminalBridge final : public WsHandler, public std::enable_shared_from_th
     }
 
     void OnReadDone(bool ok) override {
-      if (!ok) return;
-      if (in_.has_ended()) {
-        b_.finish(4006, "environment ended");
-        return;
-      }
+      if (!ok || in_.has_ended()) return;  // OnDone follows
       const std::string text = utf8_text(carry_, in_.output());
       b_.metrics_.terminal_bytes(true, in_.output().size());
       std::shared_ptr<WsPeer> peer;
@@ -235,7 +259,7 @@ class TerminalBridge final : public WsHandler, public std::enable_shared_from_th
         log::warn("terminal_attach_failed", {{"session_id", b_.session_id_}, {"code", e.code()}});
         b_.finish(static_cast<uint16_t>(e.kind().ws_close), "terminal unavailable");
       } else {
-        b_.finish(1000, "");
+        b_.environment_ended();
       }
       b_.reactor_done();
     }
@@ -264,14 +288,7 @@ class TerminalBridge final : public WsHandler, public std::enable_shared_from_th
 
     void OnReadDone(bool ok) override {
       if (!ok) return;
-      if (ended(status_.lifecycle_state())) {
-        const std::string reason = status_.lifecycle_state() == v1::SESSION_STATE_FAILED
-                                       ? "failed"
-                                       : termination_reason_name(status_.termination_reason());
-        b_.finish(1000, "session ended",
-                  Json{{"type", "termination"}, {"reason", reason}, {"message", status_.message()}});
-        return;
-      }
+      if (ended(status_.lifecycle_state())) return b_.finish_ended(status_);
       b_.peer_send(Json{{"type", "status"},
                         {"state", state_name(status_.lifecycle_state())},
                         {"remaining_seconds", status_.remaining_seconds()}});
@@ -297,7 +314,12 @@ class TerminalBridge final : public WsHandler, public std::enable_shared_from_th
   std::shared_ptr<WsPeer> peer_;
   std::shared_ptr<TerminalBridge> self_;
   bool closing_ = false;
-  int running_ = 2;  // reactors not yet done
+  int running_ = 2;  // reactors (and the status check) not yet done
+  struct {
+    grpc::ClientContext context;
+    v1::GetStatusRequest request;
+    v1::SessionStatus status;
+  } check_;
   Attach attach_;
   Watch watch_;
 };

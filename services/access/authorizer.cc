@@ -81,7 +81,7 @@ void LogWriter::run() {
 Decision Authorizer::authorize(const AccessRequest& request) {
   const auto session_id = canonical_uuid(request.session_id);
   const auto user_id = canonical_uuid(request.user_id);
-  auto facts = sessions_.find(session_id.value_or(kNobody));
+  auto facts = sessions_.find(session_id.value_or(kNobody), user_id.value_or(kNobody));
 
   Decision d;
   if (!session_id) {

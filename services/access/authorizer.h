@@ -37,7 +37,9 @@ class SessionLookup {
  public:
   virtual ~SessionLookup() = default;
   // nullopt when there is no such session; throws BACKEND_UNAVAILABLE.
-  virtual std::optional<SessionFacts> find(const std::string& session_id) = 0;
+  // `user_id`: who asks; another user's session must take as long to find as
+  // an unknown one.
+  virtual std::optional<SessionFacts> find(const std::string& session_id, const std::string& user_id) = 0;
 };
 
 struct AccessRequest {

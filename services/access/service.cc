@@ -11,9 +11,10 @@ namespace examiso::access {
 GrpcSessionLookup::GrpcSessionLookup(std::string address, std::chrono::milliseconds timeout)
     : address_(std::move(address)), timeout_(timeout), stub_(v1::LifecycleService::NewStub(make_channel(address_))) {}
 
-std::optional<SessionFacts> GrpcSessionLookup::find(const std::string& session_id) {
+std::optional<SessionFacts> GrpcSessionLookup::find(const std::string& session_id, const std::string& user_id) {
   v1::GetStatusRequest request;
   request.set_session_id(session_id);
+  request.set_caller_user_id(user_id);
   SessionFacts facts;
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + timeout_);

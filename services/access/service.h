@@ -9,7 +9,7 @@ namespace examiso::access {
 class GrpcSessionLookup final : public SessionLookup {
  public:
   GrpcSessionLookup(std::string address, std::chrono::milliseconds timeout);
-  std::optional<SessionFacts> find(const std::string& session_id) override;
+  std::optional<SessionFacts> find(const std::string& session_id, const std::string& user_id) override;
 
  private:
   std::string address_;

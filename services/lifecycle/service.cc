@@ -148,7 +148,11 @@ grpc::Status LifecycleService::ListSessions(grpc::ServerContext*, const v1::List
 
 grpc::Status LifecycleService::GetStatus(grpc::ServerContext*, const v1::GetStatusRequest* request,
                                          v1::SessionStatus* response) {
-  return handle_rpc([&] { fill(response, store_.get(request->session_id()), clock_.now()); });
+  return handle_rpc([&] {
+    const std::string& caller = request->caller_user_id();
+    fill(response, store_.get(request->session_id(), caller.empty() ? std::nullopt : std::optional<std::string_view>(caller)),
+         clock_.now());
+  });
 }
 
 grpc::Status LifecycleService::WatchSession(grpc::ServerContext* context, const v1::WatchSessionRequest* request,

@@ -192,12 +192,13 @@ void SessionStore::transition_refused(PgConnection& conn, const std::string& ses
                    {"allowed_transitions", state_names(allowed_transitions(from))}});
 }
 
-Session SessionStore::get(std::string_view session_id) {
+Session SessionStore::get(std::string_view session_id, std::optional<std::string_view> owner) {
   const std::string id = require_uuid("exam_session_id", session_id);
   uint64_t generation = 0;
   {
     std::lock_guard lock(cache_.mutex);
-    if (auto it = cache_.sessions.find(id); it != cache_.sessions.end()) return it->second;
+    const auto it = cache_.sessions.find(id);
+    if (it != cache_.sessions.end() && (!owner || *owner == it->second.user_id)) return it->second;
     generation = cache_.generation;
   }
   auto conn = pool_.acquire();
@@ -208,7 +209,7 @@ Session SessionStore::get(std::string_view session_id) {
   std::lock_guard lock(cache_.mutex);
   if (cache_.on && cache_.generation == generation) {
     if (cache_.sessions.size() >= kMaxCached) cache_.sessions.clear();
-    cache_.sessions.emplace(id, s);
+    cache_.sessions.insert_or_assign(id, s);
   }
   return s;
 }

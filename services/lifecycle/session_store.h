@@ -97,7 +97,10 @@ class SessionStore final {
   // (details: current_state, requested_state, allowed_transitions).
   TransitionResult transition(const TransitionRequest& request);
 
-  Session get(std::string_view session_id);  // SESSION_NOT_FOUND
+  // SESSION_NOT_FOUND. `owner`: when set, a copy in memory answers only if the
+  // session is this user's (see set_cache); anyone else's costs a database
+  // read, as an unknown id does.
+  Session get(std::string_view session_id, std::optional<std::string_view> owner = std::nullopt);
   std::vector<Session> list(const SessionFilter& filter);
   std::vector<HistoryEntry> history(std::string_view session_id);
 

@@ -202,6 +202,19 @@ TEST_F(GatewayTest, TheQuickstartApiFlowWorks) {
   EXPECT_EQ(terminal(c)->wait_closed(), 4006);
 }
 
+// An environment that ends while its session goes on (an operator destroyed
+// it) closes the terminal with 4006 and no termination message: the session
+// has not ended.
+TEST_F(GatewayTest, AnEnvironmentEndingOnItsOwnClosesTheTerminalWith4006) {
+  const Candidate c = candidate_with_session();
+  auto ws = terminal(c);
+  ASSERT_TRUE(until(*ws, [](const Json& j) { return j.value("type", "") == "status"; }));
+  ASSERT_EQ(platform->sh("execution-environment destroy --session-id " + c.session).exit_code, 0);
+  EXPECT_FALSE(until(*ws, [](const Json& j) { return j.value("type", "") == "termination"; }, 5s));
+  EXPECT_EQ(ws->wait_closed(), 4006);
+  EXPECT_EQ(state_of(c), "running");
+}
+
 TEST_F(GatewayTest, AnotherUsersSessionAndAnUnknownOneLookTheSame) {
   const Candidate a = candidate_with_session();
   const Candidate b;

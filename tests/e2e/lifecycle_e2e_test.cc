@@ -299,6 +299,17 @@ TEST_F(LifecycleE2E, StatusFollowsChangesMadeOnAnotherReplica) {
   EXPECT_EQ(status_on(*primary), v1::SESSION_STATE_TERMINATED);
 }
 
+// A second daemon on a port already served must not share it (gRPC would by
+// default, handing it some of the first one's calls): it stops, saying why.
+TEST_F(LifecycleE2E, ASecondDaemonOnATakenPortRefusesToStart) {
+  testing::Env env = platform_->env();
+  env["EXAMISO_LIFECYCLE_LISTEN"] = platform_->address("lifecycle");
+  testing::Daemon second({"examiso-lifecycle"}, env);
+  EXPECT_NE(second.wait(std::chrono::seconds(10)), 0);
+  EXPECT_NE(second.log().find("cannot listen on " + platform_->address("lifecycle")), std::string::npos)
+      << second.log();
+}
+
 TEST_F(LifecycleE2E, WatchRepeatsTheStatusWithFreshRemainingTime) {
   const std::string user = "00000000-0000-4000-8000-00000000dddd";
   const Json created = Json::parse(sh("session-lifecycle transition --to created --user-id " + user).out);

@@ -346,6 +346,8 @@ TEST_F(LifecycleTest, TheCacheAnswersUntilAChangeIsHeardOf) {
   TransitionRequest start{s.session_id, State::running, "", TerminationReason::none, FailureClass::none, "test", {}};
   replica.transition(start);
   EXPECT_EQ(store_->get(s.session_id).state, State::ready) << "not heard of yet";
+  EXPECT_EQ(store_->get(s.session_id, s.user_id).state, State::ready) << "the owner's read may use the copy";
+  EXPECT_EQ(store_->get(s.session_id, new_uuid()).state, State::running) << "anyone else's goes to the database";
   store_->forget(s.session_id);
   EXPECT_EQ(store_->get(s.session_id).state, State::running);
 
