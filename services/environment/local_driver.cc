@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sched.h>
 #include <spawn.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
@@ -152,6 +153,9 @@ void LocalDriver::create(const EnvironmentSpec& spec, std::chrono::steady_clock:
                                   "--ready-timeout-ms",
                                   std::to_string(std::max<int64_t>(left.count(), 1))};
     for (const auto& p : procs) args.insert(args.end(), {"--cgroup-procs", p});
+    // Made ahead of need: only on CPU time nobody else wants, so that refilling
+    // the pool never slows a candidate's terminal. claim() restores the policy.
+    if (spec.pooled) args.push_back("--idle");
     const std::vector<std::string> shell{"/bin/bash", "-l"};
     args.push_back("--");
     if (spec.setup_script.empty() && !spec.pooled) {
@@ -248,6 +252,16 @@ std::optional<pid_t> LocalDriver::keeper(const std::string& environment_id) cons
 bool LocalDriver::alive(const std::string& environment_id) { return keeper(environment_id).has_value(); }
 
 void LocalDriver::claim(const std::string& environment_id, const std::string& name) {
+  // Out of the pool's idle scheduling first: the keeper, then every process
+  // of the sandbox (its shell waits for the claim, so none is being made).
+  std::vector<int> pids = sandbox::cgroup::processes(o_.cgroup_parent, environment_id);
+  if (const auto pid = keeper(environment_id)) pids.insert(pids.begin(), *pid);
+  const sched_param normal{};
+  for (const int pid : pids) {
+    std::error_code ignored;
+    for (const auto& task : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ignored))
+      sched_setscheduler(std::stoi(task.path().filename().string()), SCHED_OTHER, &normal);
+  }
   auto terminal = attach(environment_id, 0, 0);
   auto& local = static_cast<LocalTerminal&>(*terminal);
   if (!local.send(sandbox::encode_frame(FrameType::claim, name)))

@@ -2,6 +2,7 @@
 // exam's setup already run, claimed by a session in one statement and never
 // given to anyone else. Real sandboxes, real lifecycle and environment services.
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <signal.h>
 
 #include <filesystem>
@@ -12,6 +13,7 @@
 #include "common/json.h"
 #include "common/uuid.h"
 #include "services/environment/local_driver.h"
+#include "services/environment/sandbox/cgroup.h"
 #include "services/environment/sandbox/frames.h"
 #include "tests/support/eventually.h"
 #include "tests/support/platform.h"
@@ -133,6 +135,36 @@ TEST_F(WarmPool, ASessionGetsAReadyEnvironmentMadeBeforeItAskedAndThePoolRefills
   // The pool makes up for the one taken.
   EXPECT_TRUE(pool_is(2)) << platform_->logs();
   EXPECT_FALSE(pool().count(env["environment_id"]));
+}
+
+// Pool members run only on CPU time nobody else wants (SCHED_IDLE), so that
+// refilling the pool never slows a candidate's terminal; a claimed one gets
+// the normal policy back, for the shell and everything it starts.
+TEST_F(WarmPool, PoolMembersRunOnIdleTimeAndAClaimRestoresTheNormalPolicy) {
+  ASSERT_TRUE(pool_is(2)) << platform_->logs();
+  const auto policies = [](const std::string& id) {
+    std::set<int> seen;
+    pid_t keeper = 0;
+    std::ifstream(platform_->sandbox_dir() + "/" + id + "/control/keeper.pid") >> keeper;
+    std::vector<int> pids = sandbox::cgroup::processes(platform_->cgroup_parent(), id);
+    pids.push_back(keeper);
+    for (const int pid : pids) seen.insert(sched_getscheduler(pid));
+    return std::pair(seen, pids.size());
+  };
+  const std::string pooled = *pool().begin();
+  const auto [before, count] = policies(pooled);
+  EXPECT_GE(count, 3u) << "the keeper, bwrap and the waiting shell at least";
+  EXPECT_EQ(before, std::set<int>{SCHED_IDLE});
+
+  const std::string session = new_session(kLab);
+  const Json env = Json::parse(platform_->sh("execution-environment create --session-id " + session).out);
+  const std::string claimed = env["environment_id"];
+  EXPECT_EQ(policies(claimed).first, std::set<int>{SCHED_OTHER});
+  TerminalClient t(platform_->address("environment"), session);
+  ASSERT_TRUE(t.send("sleep 0.1 & grep ^policy /proc/$!/sched /proc/self/sched | tr -s ' '\n"));
+  EXPECT_TRUE(t.wait_for("/sched:policy : 0\r\n", kWait)) << t.output();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(t.output().find("policy : 5"), std::string::npos) << t.output();
 }
 
 TEST_F(WarmPool, ClaimedEnvironmentsAreNeverSharedOrReused) {

@@ -100,6 +100,11 @@ bool remove(const std::string& parent, const std::string& name) {
   return gone;
 }
 
+std::vector<int> processes(const std::string& parent, const std::string& name) {
+  const auto pids = members(parent, name);
+  return {pids.begin(), pids.end()};
+}
+
 std::vector<std::string> list(const std::string& parent) {
   std::set<std::string> names;
   const std::vector<fs::path> roots = unified() ? std::vector<fs::path>{kRoot / parent}

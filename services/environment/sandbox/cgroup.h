@@ -27,6 +27,9 @@ void kill_all(const std::string& parent, const std::string& name);
 // processes stay charged for a moment), true when gone.
 bool remove(const std::string& parent, const std::string& name);
 
+// The processes in the cgroup now.
+std::vector<int> processes(const std::string& parent, const std::string& name);
+
 // Names of the cgroups under <parent>.
 std::vector<std::string> list(const std::string& parent);
 

@@ -4,8 +4,12 @@
 // a unix socket, and starts a new shell when the candidate's exits.
 //
 //   examiso-sandbox --socket PATH --pid-file PATH [--replay-bytes N]
-//                   [--cgroup-procs FILE]... [--cols C --rows R] [--ready-timeout-ms N]
+//                   [--cgroup-procs FILE]... [--cols C --rows R] [--ready-timeout-ms N] [--idle]
 //                   -- COMMAND... [--respawn RESPAWN_COMMAND...]
+//
+// --idle: the keeper and all it starts run on CPU time nobody else wants
+// (SCHED_IDLE), for sandboxes made ahead of need; the environment service
+// gives them the normal policy when one is claimed.
 //
 // It detaches at once (its starter is not its parent and need not reap it).
 //
@@ -54,6 +58,7 @@ struct Options {
   std::vector<std::string> cgroup_procs;
   uint16_t cols = 80, rows = 24;
   int ready_timeout_ms = 30000;
+  bool idle = false;
   std::vector<std::string> command;  // the first shell
   std::vector<std::string> respawn;  // later shells; empty: `command` again
 };
@@ -443,6 +448,8 @@ bool parse(int argc, char** argv, Options& o) {
       o.cols = static_cast<uint16_t>(std::stoi(argv[++i]));
     } else if (a == "--ready-timeout-ms" && has) {
       o.ready_timeout_ms = std::stoi(argv[++i]);
+    } else if (a == "--idle") {
+      o.idle = true;
     } else if (a == "--rows" && has) {
       o.rows = static_cast<uint16_t>(std::stoi(argv[++i]));
     } else {
@@ -459,13 +466,15 @@ int main(int argc, char** argv) {
   try {
     if (!parse(argc, argv, options)) {
       std::fprintf(stderr, "usage: examiso-sandbox --socket PATH --pid-file PATH [--replay-bytes N] "
-                           "[--cgroup-procs FILE]... [--cols C --rows R] -- COMMAND...\n");
+                           "[--cgroup-procs FILE]... [--cols C --rows R] [--idle] -- COMMAND...\n");
       return 2;
     }
   } catch (const std::exception&) {
     std::fprintf(stderr, "examiso-sandbox: bad number in arguments\n");
     return 2;
   }
+  const sched_param param{};
+  if (options.idle && sched_setscheduler(0, SCHED_IDLE, &param) != 0) return 1;
   // Detach: the starter's child exits at once; the keeper lives on in its own session.
   const pid_t child = fork();
   if (child < 0) return 1;
