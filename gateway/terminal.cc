@@ -119,6 +119,10 @@ class TerminalBridge final : public WsHandler, public std::enable_shared_from_th
   void on_drained() override { attach_.resume(); }
 
   void on_closed() override {
+    {
+      std::lock_guard lock(mutex_);
+      closing_ = true;  // the client is gone: nothing more to tell it
+    }
     attach_.context.TryCancel();
     watch_.context.TryCancel();
   }

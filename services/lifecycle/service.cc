@@ -150,8 +150,8 @@ grpc::Status LifecycleService::GetStatus(grpc::ServerContext*, const v1::GetStat
                                          v1::SessionStatus* response) {
   return handle_rpc([&] {
     const std::string& caller = request->caller_user_id();
-    fill(response, store_.get(request->session_id(), caller.empty() ? std::nullopt : std::optional<std::string_view>(caller)),
-         clock_.now());
+    const auto owner = caller.empty() ? std::nullopt : std::optional<std::string_view>(caller);
+    fill(response, store_.get(request->session_id(), owner), clock_.now());
   });
 }
 
