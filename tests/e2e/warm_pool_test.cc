@@ -148,7 +148,8 @@ TEST_F(WarmPool, PoolMembersRunOnIdleTimeAndAClaimRestoresTheNormalPolicy) {
     std::ifstream(platform_->sandbox_dir() + "/" + id + "/control/keeper.pid") >> keeper;
     std::vector<int> pids = sandbox::cgroup::processes(platform_->cgroup_parent(), id);
     pids.push_back(keeper);
-    for (const int pid : pids) seen.insert(sched_getscheduler(pid));
+    for (const int pid : pids)
+      if (const int policy = sched_getscheduler(pid); policy >= 0) seen.insert(policy);  // -1: it has just exited
     return std::pair(seen, pids.size());
   };
   const std::string pooled = *pool().begin();
