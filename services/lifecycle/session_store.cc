@@ -102,7 +102,6 @@ Session SessionStore::create(const CreateRequest& request) {
         {session_id, ids[0], exam->exam_id, request.auto_provision, exam->duration_seconds,
          exam->provisioning_timeout_seconds, now, request.actor.empty() ? "unknown" : request.actor});
     Session s = read_session(r, 0);
-    forget(s.session_id);
     log::info("session_created", {{"session_id", s.session_id}, {"user_id", s.user_id}, {"exam_id", s.exam_id}});
     return s;
   } catch (const DbError& e) {

@@ -107,7 +107,8 @@ class SessionStore final {
   // get() may answer from memory while the cache is on. Whoever turns it on
   // must hear of every change (SessionWatchHub: on while it LISTENs, off when
   // its connection drops) and forget() each changed session. This store's own
-  // changes are forgotten as they commit. Turning it on or off empties it.
+  // transitions are forgotten as they commit (a session is never kept before it
+  // exists: a read of it fails). Turning it on or off empties it.
   void set_cache(bool on);
   void forget(const std::string& session_id);
 

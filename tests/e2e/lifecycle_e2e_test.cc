@@ -54,6 +54,32 @@ class LifecycleE2E : public ::testing::Test {
   static testing::CommandResult sh(const std::string& command, const testing::Env& env = {}) {
     return platform_->sh(command, env);
   }
+
+  // A second replica, a stub for each, and a session created through the first.
+  struct Replicas {
+    std::unique_ptr<v1::LifecycleService::Stub> primary, other;
+    v1::Session session;
+  };
+  static Replicas two_replicas(const std::string& user_id) {
+    const std::string replica = platform_->start_replica("lifecycle");
+    Replicas r{v1::LifecycleService::NewStub(
+                   grpc::CreateChannel(platform_->address("lifecycle"), grpc::InsecureChannelCredentials())),
+               v1::LifecycleService::NewStub(grpc::CreateChannel(replica, grpc::InsecureChannelCredentials())),
+               {}};
+    v1::CreateSessionRequest create;
+    create.set_user_id(user_id);
+    grpc::ClientContext c;
+    EXPECT_TRUE(r.primary->CreateSession(&c, create, &r.session).ok());
+    return r;
+  }
+  static grpc::Status transition(v1::LifecycleService::Stub& stub, const std::string& id, v1::SessionState to) {
+    v1::TransitionRequest t;
+    t.set_session_id(id);
+    t.set_to(to);
+    v1::TransitionResponse out;
+    grpc::ClientContext c;
+    return stub.Transition(&c, t, &out);
+  }
   static Platform* platform_;
 };
 Platform* LifecycleE2E::platform_ = nullptr;
@@ -220,15 +246,8 @@ TEST_F(LifecycleE2E, AOneMegabyteReasonIsRefusedOverGrpc) {
 
 // A change made through one replica reaches a watcher on another.
 TEST_F(LifecycleE2E, WatchersSeeChangesMadeOnAnotherReplica) {
-  const std::string replica = platform_->start_replica("lifecycle");
-  auto primary = v1::LifecycleService::NewStub(
-      grpc::CreateChannel(platform_->address("lifecycle"), grpc::InsecureChannelCredentials()));
-  auto other = v1::LifecycleService::NewStub(grpc::CreateChannel(replica, grpc::InsecureChannelCredentials()));
-  v1::CreateSessionRequest create;
-  create.set_user_id("00000000-0000-4000-8000-00000000cccc");
-  v1::Session session;
-  grpc::ClientContext c1;
-  ASSERT_TRUE(primary->CreateSession(&c1, create, &session).ok());
+  auto [primary, other, session] = two_replicas("00000000-0000-4000-8000-00000000cccc");
+  ASSERT_FALSE(session.session_id().empty());
 
   grpc::ClientContext watch_context;
   v1::WatchSessionRequest watch;
@@ -240,13 +259,8 @@ TEST_F(LifecycleE2E, WatchersSeeChangesMadeOnAnotherReplica) {
 
   for (v1::SessionState to : {v1::SESSION_STATE_INITIALIZING, v1::SESSION_STATE_READY, v1::SESSION_STATE_RUNNING,
                               v1::SESSION_STATE_TERMINATED}) {
-    v1::TransitionRequest t;
-    t.set_session_id(session.session_id());
-    t.set_to(to);
-    v1::TransitionResponse out;
-    grpc::ClientContext c;
     const auto sent = std::chrono::steady_clock::now();
-    ASSERT_TRUE(primary->Transition(&c, t, &out).ok());
+    ASSERT_TRUE(transition(*primary, session.session_id(), to).ok());
     ASSERT_TRUE(reader->Read(&status));
     EXPECT_EQ(status.lifecycle_state(), to);
     EXPECT_LT(std::chrono::steady_clock::now() - sent, std::chrono::milliseconds(500));
@@ -259,15 +273,8 @@ TEST_F(LifecycleE2E, WatchersSeeChangesMadeOnAnotherReplica) {
 // GetStatus may answer from memory; a change on another replica reaches it
 // by notification, and its own changes at once.
 TEST_F(LifecycleE2E, StatusFollowsChangesMadeOnAnotherReplica) {
-  const std::string replica = platform_->start_replica("lifecycle");
-  auto primary = v1::LifecycleService::NewStub(
-      grpc::CreateChannel(platform_->address("lifecycle"), grpc::InsecureChannelCredentials()));
-  auto other = v1::LifecycleService::NewStub(grpc::CreateChannel(replica, grpc::InsecureChannelCredentials()));
-  v1::CreateSessionRequest create;
-  create.set_user_id("00000000-0000-4000-8000-00000000abab");
-  v1::Session session;
-  grpc::ClientContext c1;
-  ASSERT_TRUE(primary->CreateSession(&c1, create, &session).ok());
+  auto [primary, other, session] = two_replicas("00000000-0000-4000-8000-00000000abab");
+  ASSERT_FALSE(session.session_id().empty());
   const auto status_on = [&](v1::LifecycleService::Stub& stub) {
     v1::GetStatusRequest request;
     request.set_session_id(session.session_id());
@@ -277,12 +284,7 @@ TEST_F(LifecycleE2E, StatusFollowsChangesMadeOnAnotherReplica) {
     return status.lifecycle_state();
   };
   const auto transition_on = [&](v1::LifecycleService::Stub& stub, v1::SessionState to) {
-    v1::TransitionRequest t;
-    t.set_session_id(session.session_id());
-    t.set_to(to);
-    v1::TransitionResponse out;
-    grpc::ClientContext c;
-    ASSERT_TRUE(stub.Transition(&c, t, &out).ok());
+    ASSERT_TRUE(transition(stub, session.session_id(), to).ok());
   };
   for (v1::SessionState to : {v1::SESSION_STATE_INITIALIZING, v1::SESSION_STATE_READY, v1::SESSION_STATE_RUNNING}) {
     ASSERT_NE(status_on(*primary), to);  // read, so that it may be kept
