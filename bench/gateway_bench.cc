@@ -99,7 +99,9 @@ class Bench {
                    {"EXAMISO_GATEWAY_RATE_LIMIT_IP_BURST", "1000000"},
                    {"EXAMISO_GATEWAY_RATE_LIMIT_USER_PER_SECOND", "1000000"},
                    {"EXAMISO_GATEWAY_RATE_LIMIT_USER_BURST", "1000000"},
-                   {"EXAMISO_LIFECYCLE_PROVISIONER_WORKERS", "8"}}) {
+                   {"EXAMISO_LIFECYCLE_PROVISIONER_WORKERS", "8"},
+                   // The shipped interval (the tests' Platform reconciles every second).
+                   {"EXAMISO_ENVIRONMENT_RECONCILE_INTERVAL_SECONDS", "10"}}) {
     for (const char* s : {"identity", "lifecycle", "environment", "access", "cleanup", "gateway"}) platform_.start(s);
     gw_ = platform_.address("gateway");
   }

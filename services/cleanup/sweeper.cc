@@ -56,11 +56,18 @@ SweepResult Sweeper::sweep(bool dry_run) {
     plan({{s.session_id, "terminate_abandoned", "ready but never started"}, "ready", "terminated", "abandoned", "",
           "The exam was not started in time"});
   }
-  // Environments whose session has ended or vanished, or that were lost.
+  // Environments whose session has ended or vanished, or that were lost. The
+  // sessions still under way come in one call (listed before the
+  // environments, so a session newer than the list is asked for on its own,
+  // as is one that has ended), not one call per environment.
+  std::map<std::string, SessionView> live;
+  for (auto& s : platform_.sessions({{"created", "initializing", "ready", "running"}, std::nullopt, std::nullopt}))
+    live.emplace(s.session_id, std::move(s));
   for (const auto& e : platform_.environments({"pending", "creating", "running", "terminating", "error"})) {
     if (planned.count(e.session_id)) continue;
     checked.insert(e.session_id);
-    const auto s = platform_.session(e.session_id);
+    const auto known = live.find(e.session_id);
+    const auto s = known != live.end() ? std::optional(known->second) : platform_.session(e.session_id);
     if (!s || terminal(s->state)) {
       plan({{e.session_id, "destroy_environment", s ? "session " + s->state : "session gone"}, "", "", "", "", ""});
     } else if (e.status == "error" && (s->state == "ready" || s->state == "running")) {

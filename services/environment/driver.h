@@ -47,6 +47,9 @@ class Terminal {
   virtual bool resize(uint16_t cols, uint16_t rows) = 0;
   // Ends this client's attachment (unblocks read); the shell keeps running.
   virtual void close() = 0;
+  // A descriptor that polls readable whenever read() would not wait, so that
+  // one thread can wait on many terminals; -1 when read() needs a thread.
+  virtual int wait_fd() const { return -1; }
 };
 
 class SandboxDriver {

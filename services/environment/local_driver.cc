@@ -69,6 +69,7 @@ class LocalTerminal final : public Terminal {
   bool resize(uint16_t cols, uint16_t rows) override { return send(sandbox::encode_resize(cols, rows)); }
 
   void close() override { shutdown(fd_, SHUT_RDWR); }
+  int wait_fd() const override { return fd_; }
 
  private:
   // Reads what arrives within `timeout` into the frame reader; false when
@@ -129,10 +130,9 @@ void LocalDriver::create(const EnvironmentSpec& spec, std::chrono::steady_clock:
     chmod((d + "/control").c_str(), 0700);
     const std::string home = d + "/home";
     fs::create_directories(home);
-    const std::string options = "size=" + std::to_string(spec.home_size_bytes) + ",mode=0700,uid=" +
-                                std::to_string(spec.host_uid) + ",gid=" + std::to_string(spec.host_uid);
-    if (mount("examiso-home", home.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, options.c_str()) != 0)
-      create_failed(std::string("cannot mount the home directory: ") + strerror(errno));
+    // Mounted by the keeper, in its own mount namespace.
+    const std::string home_options = "size=" + std::to_string(spec.home_size_bytes) + ",mode=0700,uid=" +
+                                     std::to_string(spec.host_uid) + ",gid=" + std::to_string(spec.host_uid);
     sandbox::write_etc(d + "/etc", spec.name);
 
     const auto procs = sandbox::cgroup::create(
@@ -151,7 +151,11 @@ void LocalDriver::create(const EnvironmentSpec& spec, std::chrono::steady_clock:
                                   "--replay-bytes",
                                   std::to_string(o_.replay_bytes),
                                   "--ready-timeout-ms",
-                                  std::to_string(std::max<int64_t>(left.count(), 1))};
+                                  std::to_string(std::max<int64_t>(left.count(), 1)),
+                                  "--home",
+                                  home,
+                                  "--home-options",
+                                  home_options};
     for (const auto& p : procs) args.insert(args.end(), {"--cgroup-procs", p});
     // Made ahead of need: only on CPU time nobody else wants, so that refilling
     // the pool never slows a candidate's terminal. claim() restores the policy.
@@ -292,7 +296,7 @@ void LocalDriver::destroy(const std::string& environment_id) {
     for (int i = 0; i < 100 && keeper(environment_id); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   sandbox::cgroup::kill_all(o_.cgroup_parent, environment_id);
-  umount2((d + "/home").c_str(), MNT_DETACH);
+  umount2((d + "/home").c_str(), MNT_DETACH);  // a home mounted on the host (before keepers mounted them)
   std::error_code ignored;
   fs::remove_all(d, ignored);
   if (!sandbox::cgroup::remove(o_.cgroup_parent, environment_id)) {

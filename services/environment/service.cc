@@ -1,6 +1,7 @@
 #include "services/environment/service.h"
 
-#include <atomic>
+#include <condition_variable>
+#include <optional>
 #include <thread>
 
 #include "common/proto_time.h"
@@ -65,49 +66,174 @@ grpc::Status EnvironmentService::ListEnvironments(grpc::ServerContext*, const v1
   });
 }
 
-grpc::Status EnvironmentService::Attach(grpc::ServerContext* context,
-                                        grpc::ServerReaderWriter<v1::AttachResponse, v1::AttachRequest>* stream) {
-  return handle_rpc([&] {
-    v1::AttachRequest first;
-    if (!stream->Read(&first) || !first.has_start())
-      throw Error("INVALID_ARGUMENT", "The first Attach message must be `start`");
-    const auto& start = first.start();
-    auto terminal = environments_.attach(start.session_id(), clamp_size(start.size().cols(), 80),
-                                         clamp_size(start.size().rows(), 24));
-    // Client to terminal on its own thread; a client that ends its side has
-    // detached, which leaves the shell running.
-    std::atomic<bool> detached{false};
-    std::thread input([&] {
-      v1::AttachRequest m;
-      while (stream->Read(&m)) {
-        if (m.has_resize()) {
-          terminal->resize(clamp_size(m.resize().cols(), 80), clamp_size(m.resize().rows(), 24));
-        } else if (m.message_case() == v1::AttachRequest::kInput && !terminal->write(m.input())) {
-          break;
-        }
+namespace {
+
+// One Attach call. Output is read when the terminal has some (on the
+// TerminalLoop's thread, or on a thread of its own for a terminal without a
+// wait_fd) and written with at most one gRPC write in flight; past
+// kMaxPending unsent bytes it stops reading the terminal until the client
+// takes them, so the shell then waits on its PTY. A client that ends its side
+// has detached, which leaves the shell running; a terminal that ends gets an
+// `ended` message. Reactions do not wait, except on a terminal's start (its
+// record and socket) and its input (written to a keeper that always reads).
+class AttachReactor final : public grpc::ServerBidiReactor<v1::AttachRequest, v1::AttachResponse> {
+ public:
+  AttachReactor(Environments& environments, TerminalLoop& loop) : environments_(environments), loop_(loop) {
+    StartRead(&in_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!terminal_) return start(ok);
+    if (!ok) {
+      std::lock_guard lock(mutex_);
+      return finish(grpc::Status::OK);  // detached
+    }
+    if (in_.has_resize()) {
+      terminal_->resize(clamp_size(in_.resize().cols(), 80), clamp_size(in_.resize().rows(), 24));
+    } else if (in_.message_case() == v1::AttachRequest::kInput && !terminal_->write(in_.input())) {
+      return;  // the terminal is gone: its output's end finishes the call
+    }
+    StartRead(&in_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    bool resume = false;
+    {
+      std::lock_guard lock(mutex_);
+      writing_ = false;
+      if (finished_) {
+        if (finish_after_write_) Finish(*std::exchange(finish_after_write_, std::nullopt));
+        return;
       }
-      detached = true;
-      terminal->close();
+      if (!ok) return finish(grpc::Status::OK);  // the client is gone
+      if (!pending_.empty()) {
+        write_pending();
+      } else if (ended_) {
+        return end();
+      }
+      resume = paused_;
+      paused_ = false;
+    }
+    if (resume) read_more();
+  }
+
+  void OnDone() override {
+    if (terminal_) {
+      if (terminal_->wait_fd() >= 0) {
+        loop_.remove(terminal_->wait_fd());
+      } else {
+        terminal_->close();
+        more_.notify_all();
+        reader_.join();
+      }
+    }
+    delete this;
+  }
+
+ private:
+  static constexpr size_t kMaxPending = 256 << 10;
+
+  void start(bool ok) {
+    grpc::Status status = handle_rpc([&] {
+      if (!ok || !in_.has_start()) throw Error("INVALID_ARGUMENT", "The first Attach message must be `start`");
+      const auto& start = in_.start();
+      terminal_ = environments_.attach(start.session_id(), clamp_size(start.size().cols(), 80),
+                                       clamp_size(start.size().rows(), 24));
     });
-    v1::AttachResponse out;
-    bool ended = false;
-    while (!context->IsCancelled()) {
-      auto chunk = terminal->read(std::chrono::milliseconds(200));
-      if (!chunk) {
-        ended = !detached;
-        break;
-      }
-      if (chunk->empty()) continue;
-      out.set_output(std::move(*chunk));
-      if (!stream->Write(out)) break;
+    if (!status.ok()) {
+      std::lock_guard lock(mutex_);
+      return finish(std::move(status));
     }
-    if (ended) {
-      out.mutable_ended()->set_reason("the environment ended");
-      stream->Write(out);
+    if (const int fd = terminal_->wait_fd(); fd >= 0) {
+      loop_.add(fd, [this] {
+        if (deliver(terminal_->read(std::chrono::milliseconds(0)))) loop_.rearm(terminal_->wait_fd());
+      });
+    } else {
+      reader_ = std::thread([this] {
+        for (;;) {
+          {
+            std::unique_lock lock(mutex_);
+            more_.wait(lock, [&] { return !paused_ || finished_; });
+            if (finished_ || ended_) return;
+          }
+          auto chunk = terminal_->read(std::chrono::milliseconds(200));
+          if (!chunk || !chunk->empty()) deliver(std::move(chunk));
+        }
+      });
     }
-    if (!detached) context->TryCancel();  // unblocks the input thread
-    input.join();
-  });
+    StartRead(&in_);
+  }
+
+  // Output read from the terminal, or its end (nullopt). True when more may
+  // be read now.
+  bool deliver(std::optional<std::string> chunk) {
+    std::lock_guard lock(mutex_);
+    if (finished_ || ended_) return false;
+    if (!chunk) {
+      ended_ = true;
+      if (!writing_) end();
+      return false;
+    }
+    pending_ += *chunk;
+    if (!writing_ && !pending_.empty()) write_pending();
+    paused_ = pending_.size() >= kMaxPending;
+    return !paused_;
+  }
+
+  void read_more() {
+    if (terminal_->wait_fd() >= 0) {
+      loop_.rearm(terminal_->wait_fd());
+    } else {
+      more_.notify_all();
+    }
+  }
+
+  // The rest, under mutex_.
+  void write_pending() {
+    out_.set_output(std::move(pending_));
+    pending_.clear();
+    writing_ = true;
+    StartWrite(&out_);
+  }
+
+  void end() {
+    finished_ = true;
+    out_.mutable_ended()->set_reason("the environment ended");
+    StartWriteAndFinish(&out_, grpc::WriteOptions(), grpc::Status::OK);
+  }
+
+  // Finishes the call once no write is in flight.
+  void finish(grpc::Status status) {
+    if (finished_) return;
+    finished_ = true;
+    if (writing_) {
+      finish_after_write_ = std::move(status);
+    } else {
+      Finish(std::move(status));
+    }
+  }
+
+  Environments& environments_;
+  TerminalLoop& loop_;
+  std::unique_ptr<Terminal> terminal_;  // set once, by start()
+  std::thread reader_;                  // a terminal without a wait_fd
+  v1::AttachRequest in_;
+  std::mutex mutex_;
+  std::condition_variable more_;
+  v1::AttachResponse out_;
+  std::string pending_;
+  bool writing_ = false;
+  bool paused_ = false;
+  bool ended_ = false;
+  bool finished_ = false;
+  std::optional<grpc::Status> finish_after_write_;
+};
+
+}  // namespace
+
+grpc::ServerBidiReactor<v1::AttachRequest, v1::AttachResponse>* EnvironmentService::Attach(
+    grpc::CallbackServerContext*) {
+  return new AttachReactor(environments_, loop_);
 }
 
 }  // namespace examiso::environment

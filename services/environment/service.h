@@ -3,12 +3,13 @@
 
 #include "examiso/v1/environment.grpc.pb.h"
 #include "services/environment/environments.h"
+#include "services/environment/terminal_loop.h"
 
 namespace examiso::environment {
 
-// Adapts the environment RPCs to Environments; Attach bridges a gRPC stream to
-// a Terminal.
-class EnvironmentService final : public v1::EnvironmentService::Service {
+// Adapts the environment RPCs to Environments; Attach (on gRPC's callback API)
+// bridges a gRPC stream to a Terminal.
+class EnvironmentService final : public v1::EnvironmentService::WithCallbackMethod_Attach<v1::EnvironmentService::Service> {
  public:
   explicit EnvironmentService(Environments& environments) : environments_(environments) {}
   // Reconciling runs here and on a timer; one at a time.
@@ -22,8 +23,7 @@ class EnvironmentService final : public v1::EnvironmentService::Service {
                                   v1::DestroyEnvironmentResponse* response) override;
   grpc::Status ListEnvironments(grpc::ServerContext*, const v1::ListEnvironmentsRequest* request,
                                 v1::ListEnvironmentsResponse* response) override;
-  grpc::Status Attach(grpc::ServerContext* context,
-                      grpc::ServerReaderWriter<v1::AttachResponse, v1::AttachRequest>* stream) override;
+  grpc::ServerBidiReactor<v1::AttachRequest, v1::AttachResponse>* Attach(grpc::CallbackServerContext*) override;
   grpc::Status ReconcileEnvironments(grpc::ServerContext*, const v1::ReconcileEnvironmentsRequest*,
                                      v1::ReconcileEnvironmentsResponse* response) override;
 
@@ -32,6 +32,7 @@ class EnvironmentService final : public v1::EnvironmentService::Service {
 
   Environments& environments_;
   std::mutex reconcile_mutex_;
+  TerminalLoop loop_;
 };
 
 }  // namespace examiso::environment

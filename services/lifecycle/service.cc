@@ -1,5 +1,7 @@
 #include "services/lifecycle/service.h"
 
+#include <random>
+
 #include "common/identity.h"
 #include "common/proto_time.h"
 #include "common/rpc.h"
@@ -168,19 +170,26 @@ grpc::Status LifecycleService::WatchSession(grpc::ServerContext* context, const 
       return writer->Write(status);
     };
     if (!send()) return;
-    auto last_sent = std::chrono::steady_clock::now();
+    // Each stream beats at a phase of its own: watches opened together (an
+    // exam's candidates arriving at once) do not all send in the same instant
+    // of every interval. Between beats it sleeps unless the session changes.
+    thread_local std::mt19937 random{std::random_device{}()};
+    auto next_beat = std::chrono::steady_clock::now() +
+                     std::chrono::milliseconds(std::uniform_int_distribution<int64_t>(1, heartbeat_.count())(random));
     int64_t sent_version = session.version;
     // A terminal session changes no more: its last status ends the stream.
     while (!is_terminal(session.state) && !context->IsCancelled()) {
-      if (subscription->wait_for(std::chrono::milliseconds(500))) {
+      const auto until_beat = next_beat - std::chrono::steady_clock::now();
+      if (subscription->wait_for(std::max(std::chrono::milliseconds(0),
+                                          std::chrono::duration_cast<std::chrono::milliseconds>(until_beat)))) {
         session = store_.get(id);
         if (session.version == sent_version) continue;
-      } else if (std::chrono::steady_clock::now() - last_sent < heartbeat_) {
+      } else if (std::chrono::steady_clock::now() < next_beat) {
         continue;
       }
       if (!send()) return;
       sent_version = session.version;
-      last_sent = std::chrono::steady_clock::now();
+      next_beat = std::chrono::steady_clock::now() + heartbeat_;
     }
   });
 }

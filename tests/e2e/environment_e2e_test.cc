@@ -13,6 +13,7 @@
 #include "common/uuid.h"
 #include "examiso/v1/lifecycle.grpc.pb.h"
 #include "services/environment/sandbox/cgroup.h"
+#include "tests/support/eventually.h"
 #include "tests/support/platform.h"
 #include "tests/support/postgres.h"
 #include "tests/support/terminal.h"
@@ -252,6 +253,79 @@ TEST_F(EnvironmentE2E, AttachNeedsARunningEnvironment) {
   TerminalClient after(env_address(), session);
   EXPECT_TRUE(after.wait_for("never", std::chrono::milliseconds(500)) == std::nullopt);
   EXPECT_TRUE(after.ended());
+}
+
+// A sandbox's home is mounted in its keeper's own mount namespace, not on the
+// host: the host's mount table, which every new sandbox copies, does not grow
+// with the number of sandboxes.
+TEST_F(EnvironmentE2E, HomesAreNotMountedOnTheHost) {
+  const auto host_mounts = [] {
+    std::ifstream in("/proc/self/mountinfo");
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  const std::string session = new_session();
+  const std::string id = create(session)["environment_id"];
+  TerminalClient t(env_address(), session);
+  t.send("echo kept-in-home > ~/file; df --output=fstype,size -B1M ~ | tail -1\n");
+  ASSERT_TRUE(t.wait_for("tmpfs", kWait)) << t.output();
+  EXPECT_EQ(host_mounts().find(sandbox(id)), std::string::npos) << host_mounts();
+  pid_t keeper = 0;
+  std::ifstream(sandbox(id) + "/control/keeper.pid") >> keeper;
+  std::string seen;
+  std::ifstream("/proc/" + std::to_string(keeper) + "/root" + sandbox(id) + "/home/file") >> seen;
+  EXPECT_EQ(seen, "kept-in-home");
+}
+
+// An environment destroyed while a client is attached: the client is told it
+// ended (not that it detached).
+TEST_F(EnvironmentE2E, DestroyingTheEnvironmentEndsItsAttachedTerminal) {
+  const std::string session = new_session();
+  create(session);
+  TerminalClient t(env_address(), session);
+  t.send("echo attached-$((1+1))\n");
+  ASSERT_TRUE(t.wait_for("attached-2", kWait)) << t.output();
+  ASSERT_EQ(platform_->sh("execution-environment destroy --session-id " + session).exit_code, 0);
+  EXPECT_TRUE(testing::eventually([&] { return t.ended(); }, kWait));
+  EXPECT_EQ(t.ended_reason(), "the environment ended");
+}
+
+// Attached terminals wait on one event loop in the service: holding many
+// costs no thread each (it used to cost two).
+TEST_F(EnvironmentE2E, AttachedTerminalsCostNoThreadEach) {
+  const auto threads = [] {
+    std::ifstream in("/proc/" + std::to_string(platform_->daemon("environment").pid()) + "/status");
+    std::string line;
+    while (std::getline(in, line))
+      if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
+    return 0;
+  };
+  constexpr int kTerminals = 16;
+  std::vector<std::string> sessions;
+  for (int i = 0; i < kTerminals; ++i) {
+    sessions.push_back(new_session());
+    create(sessions.back());
+  }
+  // One terminal first, so that gRPC's own threads for streams are counted.
+  std::vector<std::unique_ptr<TerminalClient>> terminals;
+  const auto attach = [&](const std::string& session) {
+    terminals.push_back(std::make_unique<TerminalClient>(env_address(), session));
+    terminals.back()->send("echo here-$((2+3))\n");
+    ASSERT_TRUE(terminals.back()->wait_for("here-5", kWait)) << terminals.back()->output();
+  };
+  attach(sessions[0]);
+  const int before = threads();
+  for (int i = 1; i < kTerminals; ++i) attach(sessions[i]);
+  const int after = threads();
+  EXPECT_LT(after - before, 4) << before << " threads with one terminal, " << after << " with " << kTerminals;
+  // And every one of them still answers.
+  for (auto& t : terminals) {
+    const size_t mark = t->output_size();
+    t->send("echo again-$((3+4))\n");
+    EXPECT_TRUE(t->wait_for("again-7", kWait, mark)) << t->output();
+  }
+  terminals.clear();
+  for (const auto& session : sessions)
+    EXPECT_EQ(platform_->sh("execution-environment destroy --session-id " + session).exit_code, 0);
 }
 
 // Sandboxes outlive a crash of the service; on restart, records and sandboxes

@@ -56,13 +56,22 @@ class Isolation : public ::testing::Test {
     const auto out = platform_->sh("execution-environment create --session-id " + session);
     Sandbox box{session, Json::parse(out.out).value("environment_id", ""), nullptr};
     // The probe goes into the sandbox's home, owned by the sandbox's uid.
-    const fs::path home = platform_->sandbox_dir() + "/" + box.environment_id + "/home";
+    const fs::path home = home_seen_by_host(box);
     struct stat st {};
     stat(home.c_str(), &st);
     fs::copy_file(testing::bin("../tests/examiso-probe"), home / "examiso-probe");
     chown((home / "examiso-probe").c_str(), st.st_uid, st.st_gid);
     box.terminal = std::make_unique<TerminalClient>(platform_->address("environment"), box.session_id);
     return box;
+  }
+
+  // The home is mounted only in its keeper's mount namespace: the host
+  // reaches it through the keeper's root.
+  static std::string home_seen_by_host(const Sandbox& box) {
+    const std::string dir = platform_->sandbox_dir() + "/" + box.environment_id;
+    pid_t keeper = 0;
+    std::ifstream(dir + "/control/keeper.pid") >> keeper;
+    return "/proc/" + std::to_string(keeper) + "/root" + dir + "/home";
   }
 
   // Runs a command line in a sandbox's shell; returns what it printed.
@@ -121,17 +130,19 @@ TEST_F(Isolation, CannotSeeOrSignalOtherProcesses) {
 
 TEST_F(Isolation, CannotReadOrWriteOtherFiles) {
   run(*b_, "echo b-secret > ~/secret");
-  const std::string b_secret = platform_->sandbox_dir() + "/" + b_->environment_id + "/home/secret";
+  // B's home where the host reaches it, and where it is mounted in B's keeper.
+  const std::string b_secret = home_seen_by_host(*b_) + "/secret";
+  const std::string b_mounted = platform_->sandbox_dir() + "/" + b_->environment_id + "/home/secret";
   const std::string pg_version = testing::shared_postgres().data_dir() + "/PG_VERSION";
   const std::string repo_file = std::string(EXAMISO_SOURCE_DIR) + "/CMakeLists.txt";
-  for (const std::string& file : {b_secret, pg_version, repo_file, std::string("/root/.bashrc"),
+  for (const std::string& file : {b_secret, b_mounted, pg_version, repo_file, std::string("/root/.bashrc"),
                                   std::string("/etc/shadow"), std::string("/var/lib/postgresql")}) {
-    if (file != "/var/lib/postgresql" && file != "/root/.bashrc") {
+    if (file != "/var/lib/postgresql" && file != "/root/.bashrc" && file != b_mounted) {
       EXPECT_TRUE(std::ifstream(file).good()) << "control: the host can read " << file;
     }
     EXPECT_NE(probe(*a_, "read " + file).find("denied read"), std::string::npos) << file;
   }
-  for (const std::string& file : {std::string("/usr/bin/evil"), std::string("/etc/passwd"), b_secret,
+  for (const std::string& file : {std::string("/usr/bin/evil"), std::string("/etc/passwd"), b_secret, b_mounted,
                                   std::string("/home/candidate/../../etc/evil")})
     EXPECT_NE(probe(*a_, "write " + file).find("denied write"), std::string::npos) << file;
   EXPECT_NE(probe(*a_, "write /home/candidate/mine").find("ok write"), std::string::npos) << "control";

@@ -134,7 +134,7 @@ struct WsClient::Impl {
   mutable std::mutex m;
   std::condition_variable cv;
   std::deque<std::string> inbox;
-  bool closed = false, paused = false;
+  bool closed = false, paused = false, stopped = false;  // stopped: paused with no read under way
   uint16_t code = 0;
   std::string reason;
   std::optional<HttpResult> refused;
@@ -157,6 +157,7 @@ struct WsClient::Impl {
       }
       buffer.consume(buffer.size());
       std::lock_guard lock(m);
+      stopped = paused;
       if (!paused) {
         // Unlocked before the next read starts (it may complete inline).
         net::post(ioc, [this] { read(); });
@@ -263,6 +264,12 @@ std::string WsClient::close_reason() const {
 void WsClient::pause_reading() {
   std::lock_guard lock(impl_->m);
   impl_->paused = true;
+}
+
+void WsClient::resume_reading() {
+  std::lock_guard lock(impl_->m);
+  impl_->paused = false;
+  if (std::exchange(impl_->stopped, false)) net::post(impl_->ioc, [i = impl_.get()] { i->read(); });
 }
 
 void WsClient::close() {

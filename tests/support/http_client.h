@@ -63,6 +63,7 @@ class WsClient {
   std::string close_reason() const;
   // Stops reading (the server's queue then fills): for backpressure tests.
   void pause_reading();
+  void resume_reading();
   void close();  // a normal close (1000)
   void drop();   // the TCP connection ends without a close frame
 

@@ -5,7 +5,14 @@
 //
 //   examiso-sandbox --socket PATH --pid-file PATH [--replay-bytes N]
 //                   [--cgroup-procs FILE]... [--cols C --rows R] [--ready-timeout-ms N] [--idle]
+//                   [--home DIR --home-options TMPFS_OPTIONS]
 //                   -- COMMAND... [--respawn RESPAWN_COMMAND...]
+//
+// --home: the sandbox's home, a tmpfs mounted at DIR in a mount namespace of
+// the keeper's own (so only the keeper and its sandboxes see it, and it goes
+// with the keeper). The host's mount table then does not grow with each
+// sandbox, which every new sandbox's namespace would copy: with 550 homes
+// mounted on the host, starting bubblewrap took 12.5 ms instead of 4.
 //
 // --idle: the keeper and all it starts run on CPU time nobody else wants
 // (SCHED_IDLE), for sandboxes made ahead of need; the environment service
@@ -30,6 +37,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sched.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -59,6 +67,7 @@ struct Options {
   uint16_t cols = 80, rows = 24;
   int ready_timeout_ms = 30000;
   bool idle = false;
+  std::string home, home_options;    // the tmpfs to mount at `home`, if any
   std::vector<std::string> command;  // the first shell
   std::vector<std::string> respawn;  // later shells; empty: `command` again
 };
@@ -71,12 +80,7 @@ class Keeper final {
 
   int run() {
     std::string why;
-    if (!start_shell(why)) {
-      std::printf("failed: %s\n", why.c_str());
-      std::fflush(stdout);
-      return 1;
-    }
-    if (!listen_socket(why)) {
+    if (!mount_home(why) || !start_shell(why) || !listen_socket(why)) {
       std::printf("failed: %s\n", why.c_str());
       std::fflush(stdout);
       return 1;
@@ -92,6 +96,17 @@ class Keeper final {
  private:
   // Starts the command on a new PTY and waits for the sandbox to report itself
   // set up on fd 3; on failure `why` holds what it printed.
+  bool mount_home(std::string& why) {
+    if (o_.home.empty()) return true;
+    // Private first: on a shared root, the mount would reach the host too.
+    if (unshare(CLONE_NEWNS) != 0 || mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+        mount("examiso-home", o_.home.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, o_.home_options.c_str()) != 0) {
+      why = std::string("cannot mount the home directory: ") + std::strerror(errno);
+      return false;
+    }
+    return true;
+  }
+
   bool start_shell(std::string& why) {
     const bool first = !started_once_;
     const bool report_setup = first && !o_.respawn.empty();
@@ -203,7 +218,31 @@ class Keeper final {
 
   void send_output(std::string_view bytes, FrameType type = FrameType::output) {
     remember(bytes);
-    if (client_ >= 0 && !write_all(client_, encode_frame(type, bytes))) drop_client();
+    to_client(encode_frame(type, bytes));
+  }
+
+  // The keeper never waits for its client: what the client has not taken yet
+  // waits here, and past kClientBacklog the shell's output is not read (the
+  // shell then waits on its pty) while the client's input still is.
+  void to_client(std::string_view frame) {
+    if (client_ < 0) return;
+    to_client_.append(frame);
+    flush_client();
+  }
+
+  void flush_client() {
+    while (!to_client_.empty()) {
+      const ssize_t n = write(client_, to_client_.data(), to_client_.size());
+      if (n > 0) {
+        to_client_.erase(0, static_cast<size_t>(n));
+      } else if (n < 0 && errno == EINTR) {
+        continue;
+      } else if (n < 0 && errno == EAGAIN) {
+        return;
+      } else {
+        return drop_client();
+      }
+    }
   }
 
   // A pty hands over at most 4 KiB per read, and a read of an empty pty first
@@ -224,6 +263,7 @@ class Keeper final {
     if (client_ >= 0) close(client_);
     client_ = -1;
     reader_ = FrameReader();
+    to_client_.clear();
   }
 
   void accept_client() {
@@ -242,7 +282,7 @@ class Keeper final {
       const auto nl = replay.find('\n');
       if (nl != std::string_view::npos) replay.remove_prefix(nl + 1);
     }
-    if (!replay.empty() && !write_all(client_, encode_frame(FrameType::output, replay))) drop_client();
+    if (!replay.empty()) to_client(encode_frame(FrameType::output, replay));
   }
 
   void read_client() {
@@ -288,7 +328,7 @@ class Keeper final {
     }
     const std::string answer = why.empty() ? encode_frame(FrameType::claimed, name)
                                            : encode_frame(FrameType::notice, "claim refused: " + why);
-    if (!write_all(client_, answer)) drop_client();
+    to_client(answer);
   }
 
   static bool valid_hostname(const std::string& name) {
@@ -378,8 +418,10 @@ class Keeper final {
     while (!g_stop) {
       std::vector<pollfd> fds{{listener_, POLLIN, 0}};
       const int master = shell_.master;
-      if (master >= 0) fds.push_back({master, static_cast<short>(POLLIN | (pending_input_.empty() ? 0 : POLLOUT)), 0});
-      if (client_ >= 0) fds.push_back({client_, POLLIN, 0});
+      const bool backlog = to_client_.size() >= kClientBacklog;
+      if (master >= 0)
+        fds.push_back({master, static_cast<short>((backlog ? 0 : POLLIN) | (pending_input_.empty() ? 0 : POLLOUT)), 0});
+      if (client_ >= 0) fds.push_back({client_, static_cast<short>(POLLIN | (to_client_.empty() ? 0 : POLLOUT)), 0});
       if (poll(fds.data(), fds.size(), 500) < 0 && errno != EINTR) break;
       for (const pollfd& p : fds) {
         if (!p.revents) continue;
@@ -394,7 +436,8 @@ class Keeper final {
             break;  // the fd set changed
           }
         } else if (p.fd == client_) {
-          read_client();
+          if (p.revents & POLLOUT) flush_client();
+          if (client_ >= 0 && (p.revents & (POLLIN | POLLHUP | POLLERR))) read_client();
         }
       }
       if (shell_.master < 0 && !g_stop) {
@@ -421,6 +464,8 @@ class Keeper final {
   std::string replay_;
   bool wrapped_ = false;
   std::string pending_input_;
+  std::string to_client_;
+  static constexpr size_t kClientBacklog = 256 << 10;
 };
 
 bool parse(int argc, char** argv, Options& o) {
@@ -448,6 +493,10 @@ bool parse(int argc, char** argv, Options& o) {
       o.cols = static_cast<uint16_t>(std::stoi(argv[++i]));
     } else if (a == "--ready-timeout-ms" && has) {
       o.ready_timeout_ms = std::stoi(argv[++i]);
+    } else if (a == "--home" && has) {
+      o.home = argv[++i];
+    } else if (a == "--home-options" && has) {
+      o.home_options = argv[++i];
     } else if (a == "--idle") {
       o.idle = true;
     } else if (a == "--rows" && has) {
