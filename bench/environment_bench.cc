@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <functional>
 #include <thread>
 
 #include "bench/latency.h"
@@ -182,6 +183,30 @@ void BM_TwoHundredLiveSandboxes(benchmark::State& state) {
     const auto ps = testing::run_shell("ps -C examiso-sandbox -o rss= | awk '{s+=$1} END {print s*1024}'");
     keeper_rss = std::atof(ps.out.c_str());
     state.counters["MiB_per_idle_sandbox"] = (cgroup_bytes + keeper_rss) / 200 / (1 << 20);
+    // What the cleanup sweep asks each second (every environment, each checked
+    // alive; a reconcile), and one more sandbox with 200 on the machine.
+    const auto ms_per_call = [](int calls, const std::function<void()>& call) {
+      const auto start = std::chrono::steady_clock::now();
+      for (int i = 0; i < calls; ++i) call();
+      return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() / calls;
+    };
+    state.counters["list_all_ms"] = ms_per_call(20, [&] {
+      v1::ListEnvironmentsRequest r;
+      r.set_limit(1000);
+      v1::ListEnvironmentsResponse out;
+      grpc::ClientContext c;
+      if (!w.environments->ListEnvironments(&c, r, &out).ok() || out.environments_size() < 200)
+        state.SkipWithError("list failed");
+    });
+    state.counters["reconcile_ms"] = ms_per_call(20, [&] {
+      v1::ReconcileEnvironmentsRequest r;
+      v1::ReconcileEnvironmentsResponse out;
+      grpc::ClientContext c;
+      if (!w.environments->ReconcileEnvironments(&c, r, &out).ok()) state.SkipWithError("reconcile failed");
+    });
+    const std::string one_more = w.new_session();
+    state.counters["create_with_200_ms"] = ms_per_call(1, [&] { w.create(one_more); });
+    sessions.push_back(one_more);
     for (const auto& s : sessions) w.destroy(s);
   }
 }

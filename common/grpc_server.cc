@@ -4,6 +4,7 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>
@@ -102,6 +103,13 @@ void GrpcServer::set_serving(bool serving) {
 
 int daemon_main(int argc, char** argv, std::string_view service, const std::function<void(const Config&)>& body) {
   block_shutdown_signals();
+  // A descriptor per connection, terminal and sandbox: hundreds of candidates
+  // need more than the usual soft limit of 1024.
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
+  }
   log::set_service(service);
   CLI::App app("examiso " + std::string(service) + " service");
   std::string config_path;

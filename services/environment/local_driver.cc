@@ -8,6 +8,7 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -112,6 +113,7 @@ LocalDriver::LocalDriver(LocalDriverOptions options) : o_(std::move(options)) {
 LocalDriver::~LocalDriver() {
   stop_ = true;
   remover_.join();
+  for (const auto& [id, fd] : keepers_) ::close(fd);
 }
 
 std::string LocalDriver::dir(const std::string& environment_id) const {
@@ -253,7 +255,30 @@ std::optional<pid_t> LocalDriver::keeper(const std::string& environment_id) cons
   return pid;
 }
 
-bool LocalDriver::alive(const std::string& environment_id) { return keeper(environment_id).has_value(); }
+// A keeper seen alive once is watched through a pidfd: later checks cost one
+// poll, not two file reads (every cleanup sweep asks about every environment).
+bool LocalDriver::alive(const std::string& environment_id) {
+  std::lock_guard lock(keepers_mutex_);
+  if (const auto it = keepers_.find(environment_id); it != keepers_.end()) {
+    pollfd p{it->second, POLLIN, 0};
+    if (poll(&p, 1, 0) == 0) return true;
+    ::close(it->second);
+    keepers_.erase(it);
+    return false;
+  }
+  const auto pid = keeper(environment_id);
+  if (!pid) return false;
+  const int fd = static_cast<int>(syscall(SYS_pidfd_open, *pid, 0));
+  if (fd < 0) return true;
+  // Checked again once held: the pidfd is the keeper's, not that of a process
+  // that took its pid in between.
+  if (keeper(environment_id) != pid) {
+    ::close(fd);
+    return false;
+  }
+  keepers_.emplace(environment_id, fd);
+  return true;
+}
 
 void LocalDriver::claim(const std::string& environment_id, const std::string& name) {
   // Out of the pool's idle scheduling first: the keeper, then every process
@@ -294,6 +319,13 @@ void LocalDriver::destroy(const std::string& environment_id) {
     // process in the sandbox's PID namespace.
     kill(*pid, SIGKILL);
     for (int i = 0; i < 100 && keeper(environment_id); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  {
+    std::lock_guard lock(keepers_mutex_);
+    if (const auto it = keepers_.find(environment_id); it != keepers_.end()) {
+      ::close(it->second);
+      keepers_.erase(it);
+    }
   }
   sandbox::cgroup::kill_all(o_.cgroup_parent, environment_id);
   umount2((d + "/home").c_str(), MNT_DETACH);  // a home mounted on the host (before keepers mounted them)

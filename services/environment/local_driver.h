@@ -2,6 +2,7 @@
 // The `local` driver: one namespace sandbox per environment on this machine,
 // held by its own keeper process (examiso-sandbox) so that shells survive
 // clients and restarts of this service.
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -43,6 +44,8 @@ class LocalDriver final : public SandboxDriver {
   LocalDriverOptions o_;
   std::mutex mutex_;
   std::set<std::string> pending_cgroups_;  // still held by the kernel a moment after a kill
+  std::mutex keepers_mutex_;
+  std::map<std::string, int> keepers_;  // pidfds of keepers seen alive, by environment id
   std::atomic<bool> stop_{false};
   std::thread remover_;
 };
