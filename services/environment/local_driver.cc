@@ -46,11 +46,22 @@ class LocalTerminal final : public Terminal {
   ~LocalTerminal() override { ::close(fd_); }
 
   std::optional<std::string> read(std::chrono::milliseconds timeout) override {
-    std::string out;
-    while (auto f = reader_.next()) out += f->payload;
+    std::string out = take_frames();
     if (!out.empty()) return out;
     if (!fill(timeout)) return ended_ ? std::nullopt : std::optional(out);
-    while (auto f = reader_.next()) out += f->payload;
+    return take_frames();
+  }
+
+  // The payloads of the complete frames received (one frame's is not copied).
+  std::string take_frames() {
+    std::string out;
+    while (auto f = reader_.next()) {
+      if (out.empty()) {
+        out = std::move(f->payload);
+      } else {
+        out += f->payload;
+      }
+    }
     return out;
   }
 

@@ -174,7 +174,11 @@ class AttachReactor final : public grpc::ServerBidiReactor<v1::AttachRequest, v1
       if (!writing_) end();
       return false;
     }
-    pending_ += *chunk;
+    if (pending_.empty()) {
+      pending_ = std::move(*chunk);  // the usual case: no copy
+    } else {
+      pending_ += *chunk;
+    }
     if (!writing_ && !pending_.empty()) write_pending();
     paused_ = pending_.size() >= kMaxPending;
     return !paused_;
