@@ -1,5 +1,6 @@
 #include "services/lifecycle/service.h"
 
+#include <atomic>
 #include <random>
 
 #include "common/identity.h"
@@ -157,41 +158,161 @@ grpc::Status LifecycleService::GetStatus(grpc::ServerContext*, const v1::GetStat
   });
 }
 
-grpc::Status LifecycleService::WatchSession(grpc::ServerContext* context, const v1::WatchSessionRequest* request,
-                                            grpc::ServerWriter<v1::SessionStatus>* writer) {
-  return handle_rpc([&] {
-    const std::string id = require_uuid("exam_session_id", request->session_id());
-    // Subscribe before the first read so that no change falls in between.
-    const auto subscription = hub_.subscribe(id);
-    Session session = store_.get(id);
-    const auto send = [&] {
-      v1::SessionStatus status;
-      fill(&status, session, clock_.now());
-      return writer->Write(status);
-    };
-    if (!send()) return;
-    // Each stream beats at a phase of its own: watches opened together (an
-    // exam's candidates arriving at once) do not all send in the same instant
-    // of every interval. Between beats it sleeps unless the session changes.
-    thread_local std::mt19937 random{std::random_device{}()};
-    auto next_beat = std::chrono::steady_clock::now() +
-                     std::chrono::milliseconds(std::uniform_int_distribution<int64_t>(1, heartbeat_.count())(random));
-    int64_t sent_version = session.version;
-    // A terminal session changes no more: its last status ends the stream.
-    while (!is_terminal(session.state) && !context->IsCancelled()) {
-      const auto until_beat = next_beat - std::chrono::steady_clock::now();
-      if (subscription->wait_for(std::max(std::chrono::milliseconds(0),
-                                          std::chrono::duration_cast<std::chrono::milliseconds>(until_beat)))) {
-        session = store_.get(id);
-        if (session.version == sent_version) continue;
-      } else if (std::chrono::steady_clock::now() < next_beat) {
-        continue;
-      }
-      if (!send()) return;
-      sent_version = session.version;
-      next_beat = std::chrono::steady_clock::now() + heartbeat_;
+struct LifecycleService::Watch {
+  std::mutex mutex;
+  WatchReactor* reactor = nullptr;
+  std::string session_id;
+  std::unique_ptr<SessionWatchHub::Subscription> subscription;
+  std::atomic<bool> changed{false};  // set by the hub, outside `mutex`
+  Session session;                   // the last one sent
+  v1::SessionStatus out;
+  bool writing = false;
+  bool finished = false;
+  SteadyTime next_beat;
+};
+
+class LifecycleService::WatchReactor final : public grpc::ServerWriteReactor<v1::SessionStatus> {
+ public:
+  WatchReactor(LifecycleService& service, std::shared_ptr<Watch> watch)
+      : service_(service), watch_(std::move(watch)) {}
+
+  void OnWriteDone(bool ok) override { service_.written(watch_, ok); }
+
+  void OnCancel() override {
+    std::lock_guard lock(watch_->mutex);
+    if (watch_->finished || watch_->writing) return;  // a write in flight fails and finishes
+    watch_->finished = true;
+    Finish(grpc::Status::CANCELLED);
+  }
+
+  void OnDone() override {
+    watch_->subscription.reset();  // no wake-up is under way once this returns
+    {
+      std::lock_guard lock(watch_->mutex);
+      watch_->reactor = nullptr;
     }
+    delete this;
+  }
+
+ private:
+  LifecycleService& service_;
+  std::shared_ptr<Watch> watch_;
+};
+
+LifecycleService::LifecycleService(SessionStore& store, const ExamCatalog& catalog, SessionWatchHub& hub,
+                                   const Clock& clock, std::chrono::milliseconds heartbeat)
+    : store_(store), catalog_(catalog), hub_(hub), clock_(clock), heartbeat_(heartbeat) {
+  watch_thread_ = std::thread([this] { run_watches(); });
+}
+
+LifecycleService::~LifecycleService() {
+  {
+    std::lock_guard lock(watches_mutex_);
+    stopping_ = true;
+  }
+  watches_cv_.notify_all();
+  watch_thread_.join();
+}
+
+grpc::ServerWriteReactor<v1::SessionStatus>* LifecycleService::WatchSession(grpc::CallbackServerContext*,
+                                                                             const v1::WatchSessionRequest* request) {
+  auto watch = std::make_shared<Watch>();
+  auto* reactor = new WatchReactor(*this, watch);
+  std::lock_guard lock(watch->mutex);
+  watch->reactor = reactor;
+  const grpc::Status status = handle_rpc([&] {
+    watch->session_id = require_uuid("exam_session_id", request->session_id());
+    // Subscribe before the first read so that no change falls in between.
+    std::weak_ptr<Watch> weak = watch;
+    watch->subscription = hub_.subscribe(watch->session_id, [this, weak] {
+      if (auto w = weak.lock()) {
+        w->changed = true;
+        look_at(w, std::chrono::steady_clock::now());
+      }
+    });
+    watch->session = store_.get(watch->session_id);
   });
+  if (!status.ok()) {
+    watch->finished = true;
+    reactor->Finish(status);
+    return reactor;
+  }
+  fill(&watch->out, watch->session, clock_.now());
+  // Each stream beats at a phase of its own: watches opened together (an
+  // exam's candidates arriving at once) do not all send in the same instant
+  // of every interval.
+  thread_local std::mt19937 random{std::random_device{}()};
+  watch->next_beat = std::chrono::steady_clock::now() +
+                     std::chrono::milliseconds(std::uniform_int_distribution<int64_t>(1, heartbeat_.count())(random));
+  watch->writing = true;
+  reactor->StartWrite(&watch->out);
+  return reactor;
+}
+
+void LifecycleService::look_at(const std::shared_ptr<Watch>& watch, SteadyTime at) {
+  {
+    std::lock_guard lock(watches_mutex_);
+    due_.push({at, watch});
+  }
+  watches_cv_.notify_one();
+}
+
+// On the watch thread: send the session if it changed or a heartbeat is due.
+void LifecycleService::look(Watch& w) {
+  std::lock_guard lock(w.mutex);
+  if (!w.reactor || w.finished || w.writing) return;  // a write's end looks again
+  const bool changed = w.changed.exchange(false);
+  const bool beat = std::chrono::steady_clock::now() >= w.next_beat;
+  if (!changed && !beat) return;  // looked at already
+  if (changed) {
+    try {
+      Session now = store_.get(w.session_id);
+      if (now.version == w.session.version && !beat) return;
+      w.session = std::move(now);
+    } catch (const std::exception&) {
+      w.finished = true;
+      w.reactor->Finish(handle_rpc([] { throw; }));
+      return;
+    }
+  }
+  fill(&w.out, w.session, clock_.now());
+  w.next_beat = std::chrono::steady_clock::now() + heartbeat_;
+  w.writing = true;
+  w.reactor->StartWrite(&w.out);
+}
+
+void LifecycleService::written(const std::shared_ptr<Watch>& watch, bool ok) {
+  std::lock_guard lock(watch->mutex);
+  watch->writing = false;
+  if (watch->finished) return;
+  // A terminal session changes no more: its last status ends the stream.
+  if (!ok || is_terminal(watch->session.state)) {
+    watch->finished = true;
+    watch->reactor->Finish(grpc::Status::OK);
+    return;
+  }
+  look_at(watch, watch->changed ? std::chrono::steady_clock::now() : watch->next_beat);
+}
+
+void LifecycleService::run_watches() {
+  std::unique_lock lock(watches_mutex_);
+  while (!stopping_) {
+    if (due_.empty()) {
+      watches_cv_.wait(lock);
+      continue;
+    }
+    if (std::chrono::steady_clock::now() < due_.top().at) {
+      watches_cv_.wait_until(lock, due_.top().at);
+      continue;
+    }
+    auto watch = due_.top().watch.lock();
+    due_.pop();
+    if (!watch) continue;
+    lock.unlock();
+    look(*watch);
+    watch.reset();  // its last owner may be this thread: ended here, without the lock
+    lock.lock();
+  }
 }
 
 grpc::Status LifecycleService::ListTransitions(grpc::ServerContext*, const v1::ListTransitionsRequest* request,

@@ -18,8 +18,9 @@ SessionWatchHub::~SessionWatchHub() {
   thread_.join();
 }
 
-std::unique_ptr<SessionWatchHub::Subscription> SessionWatchHub::subscribe(const std::string& session_id) {
-  std::unique_ptr<Subscription> sub(new Subscription(*this, session_id));
+std::unique_ptr<SessionWatchHub::Subscription> SessionWatchHub::subscribe(const std::string& session_id,
+                                                                         std::function<void()> on_change) {
+  std::unique_ptr<Subscription> sub(new Subscription(*this, session_id, std::move(on_change)));
   std::lock_guard lock(mutex_);
   subscribers_[session_id].insert(sub.get());
   return sub;
@@ -39,6 +40,7 @@ bool SessionWatchHub::Subscription::wait_for(std::chrono::milliseconds timeout) 
 }
 
 void SessionWatchHub::Subscription::wake() {
+  if (on_change_) return on_change_();
   std::lock_guard lock(mutex_);
   changed_ = true;
   cv_.notify_all();

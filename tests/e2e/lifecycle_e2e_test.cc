@@ -9,6 +9,7 @@
 
 #include "common/errors.h"
 #include "common/json.h"
+#include "common/uuid.h"
 #include "examiso/v1/lifecycle.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "tests/support/platform.h"
@@ -229,7 +230,7 @@ TEST_F(LifecycleE2E, AOneMegabyteReasonIsRefusedOverGrpc) {
   ASSERT_TRUE(stub->CreateSession(&c1, create, &session).ok());
   v1::TransitionRequest t;
   t.set_session_id(session.session_id());
-  t.set_to(v1::SESSION_STATE_FAILED);
+  t.set_to(v1::SESSION_STATE_TERMINATED);
   t.set_reason(std::string(1 << 20, 'r'));
   v1::TransitionResponse out;
   grpc::ClientContext c2;
@@ -268,6 +269,56 @@ TEST_F(LifecycleE2E, WatchersSeeChangesMadeOnAnotherReplica) {
   EXPECT_EQ(status.display_state(), "terminated");
   EXPECT_FALSE(reader->Read(&status)) << "the stream ends with the session";
   EXPECT_TRUE(reader->Finish().ok());
+}
+
+// Open watches are served by one thread of the service: holding many costs no
+// thread each (it used to cost one), and each still gets its changes.
+TEST_F(LifecycleE2E, OpenWatchesCostNoThreadEach) {
+  const auto threads = [] {
+    std::ifstream in("/proc/" + std::to_string(platform_->daemon("lifecycle").pid()) + "/status");
+    std::string line;
+    while (std::getline(in, line))
+      if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
+    return 0;
+  };
+  auto stub = v1::LifecycleService::NewStub(
+      grpc::CreateChannel(platform_->address("lifecycle"), grpc::InsecureChannelCredentials()));
+  struct Watcher {
+    std::string session_id;
+    grpc::ClientContext context;
+    std::unique_ptr<grpc::ClientReader<v1::SessionStatus>> reader;
+  };
+  constexpr int kWatches = 24;
+  std::vector<std::unique_ptr<Watcher>> watchers;
+  const auto open = [&] {
+    v1::CreateSessionRequest create;
+    create.set_user_id(new_uuid());
+    v1::Session session;
+    grpc::ClientContext c;
+    ASSERT_TRUE(stub->CreateSession(&c, create, &session).ok());
+    auto w = std::make_unique<Watcher>();
+    w->session_id = session.session_id();
+    v1::WatchSessionRequest request;
+    request.set_session_id(w->session_id);
+    w->reader = stub->WatchSession(&w->context, request);
+    v1::SessionStatus first;
+    ASSERT_TRUE(w->reader->Read(&first));
+    watchers.push_back(std::move(w));
+  };
+  open();
+  const int before = threads();
+  for (int i = 1; i < kWatches; ++i) open();
+  const int after = threads();
+  EXPECT_LT(after - before, 4) << before << " threads with one watch, " << after << " with " << kWatches;
+  for (auto& w : watchers) {
+    ASSERT_TRUE(transition(*stub, w->session_id, v1::SESSION_STATE_TERMINATED).ok());
+    v1::SessionStatus status;
+    while (w->reader->Read(&status) && status.lifecycle_state() != v1::SESSION_STATE_TERMINATED) {
+    }
+    EXPECT_EQ(status.lifecycle_state(), v1::SESSION_STATE_TERMINATED);
+    EXPECT_FALSE(w->reader->Read(&status)) << "the stream ends with the session";
+    EXPECT_TRUE(w->reader->Finish().ok());
+  }
 }
 
 // GetStatus may answer from memory; a change on another replica reaches it
