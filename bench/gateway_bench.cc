@@ -71,13 +71,7 @@ double percentile(std::vector<double> v, double q) {
   return v[std::min(v.size() - 1, static_cast<size_t>(q * v.size()))];
 }
 
-long rss_kb(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  return 0;
-}
+long rss_kb(pid_t pid) { return testing::proc_status(pid, "VmRSS"); }
 
 long mem_available_kb() {
   std::ifstream in("/proc/meminfo");

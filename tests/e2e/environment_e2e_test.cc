@@ -292,13 +292,7 @@ TEST_F(EnvironmentE2E, DestroyingTheEnvironmentEndsItsAttachedTerminal) {
 // Attached terminals wait on one event loop in the service: holding many
 // costs no thread each (it used to cost two).
 TEST_F(EnvironmentE2E, AttachedTerminalsCostNoThreadEach) {
-  const auto threads = [] {
-    std::ifstream in("/proc/" + std::to_string(platform_->daemon("environment").pid()) + "/status");
-    std::string line;
-    while (std::getline(in, line))
-      if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
-    return 0;
-  };
+  const auto threads = [] { return testing::proc_status(platform_->daemon("environment").pid(), "Threads"); };
   constexpr int kTerminals = 16;
   std::vector<std::string> sessions;
   for (int i = 0; i < kTerminals; ++i) {

@@ -624,13 +624,7 @@ TEST_F(GatewayTest, RateLimitsAnswer429) {
 
 TEST_F(GatewayTest, AClientThatStopsReadingCannotMakeTheGatewayBuffer) {
   const Candidate c = candidate_with_session();
-  const auto rss_kb = [] {
-    std::ifstream in("/proc/" + std::to_string(platform->daemon("gateway").pid()) + "/status");
-    std::string line;
-    while (std::getline(in, line))
-      if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-    return 0L;
-  };
+  const auto rss_kb = [] { return testing::proc_status(platform->daemon("gateway").pid(), "VmRSS"); };
   auto ws = terminal(c);
   ASSERT_TRUE(until(*ws, [](const Json& j) { return j.value("type", "") == "status"; }));
   const long before = rss_kb();

@@ -274,13 +274,7 @@ TEST_F(LifecycleE2E, WatchersSeeChangesMadeOnAnotherReplica) {
 // Open watches are served by one thread of the service: holding many costs no
 // thread each (it used to cost one), and each still gets its changes.
 TEST_F(LifecycleE2E, OpenWatchesCostNoThreadEach) {
-  const auto threads = [] {
-    std::ifstream in("/proc/" + std::to_string(platform_->daemon("lifecycle").pid()) + "/status");
-    std::string line;
-    while (std::getline(in, line))
-      if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
-    return 0;
-  };
+  const auto threads = [] { return testing::proc_status(platform_->daemon("lifecycle").pid(), "Threads"); };
   auto stub = v1::LifecycleService::NewStub(
       grpc::CreateChannel(platform_->address("lifecycle"), grpc::InsecureChannelCredentials()));
   struct Watcher {

@@ -194,6 +194,13 @@ int Daemon::stop() {
 
 std::string Daemon::log() const { return read_all(log_path_); }
 
+long proc_status(pid_t pid, const std::string& field) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
+  return 0;
+}
+
 int free_port() {
   // The kernel may offer a port again once its socket is closed, and ports are
   // chosen before the daemons bind them: never hand out one twice.

@@ -54,6 +54,9 @@ class Daemon final {
   int status_ = -1;
 };
 
+// A number from /proc/<pid>/status, e.g. "Threads" or "VmRSS" (in kB); 0 if absent.
+long proc_status(pid_t pid, const std::string& field);
+
 // A TCP port on 127.0.0.1 that was free a moment ago.
 int free_port();
 
