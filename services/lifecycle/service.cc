@@ -271,7 +271,7 @@ void LifecycleService::look(Watch& w) {
       w.session = std::move(now);
     } catch (const std::exception&) {
       w.finished = true;
-      w.reactor->Finish(handle_rpc([] { throw; }));
+      w.reactor->Finish(handle_rpc([] { throw; }));  // the error as every RPC reports (and logs) it
       return;
     }
   }

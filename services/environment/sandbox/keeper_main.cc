@@ -94,8 +94,6 @@ class Keeper final {
   }
 
  private:
-  // Starts the command on a new PTY and waits for the sandbox to report itself
-  // set up on fd 3; on failure `why` holds what it printed.
   bool mount_home(std::string& why) {
     if (o_.home.empty()) return true;
     // Private first: on a shared root, the mount would reach the host too.
@@ -107,6 +105,8 @@ class Keeper final {
     return true;
   }
 
+  // Starts the command on a new PTY and waits for the sandbox to report itself
+  // set up on fd 3; on failure `why` holds what it printed.
   bool start_shell(std::string& why) {
     const bool first = !started_once_;
     const bool report_setup = first && !o_.respawn.empty();
@@ -418,9 +418,10 @@ class Keeper final {
     while (!g_stop) {
       std::vector<pollfd> fds{{listener_, POLLIN, 0}};
       const int master = shell_.master;
-      const bool backlog = to_client_.size() >= kClientBacklog;
-      if (master >= 0)
-        fds.push_back({master, static_cast<short>((backlog ? 0 : POLLIN) | (pending_input_.empty() ? 0 : POLLOUT)), 0});
+      // With a backlog for the client the pty waits, its end included (a shell
+      // that exits is restarted only once its last output is read).
+      if (master >= 0 && to_client_.size() < kClientBacklog)
+        fds.push_back({master, static_cast<short>(POLLIN | (pending_input_.empty() ? 0 : POLLOUT)), 0});
       if (client_ >= 0) fds.push_back({client_, static_cast<short>(POLLIN | (to_client_.empty() ? 0 : POLLOUT)), 0});
       if (poll(fds.data(), fds.size(), 500) < 0 && errno != EINTR) break;
       for (const pollfd& p : fds) {
