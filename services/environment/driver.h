@@ -48,8 +48,8 @@ class Terminal {
   // Ends this client's attachment (unblocks read); the shell keeps running.
   virtual void close() = 0;
   // A descriptor that polls readable whenever read() would not wait, so that
-  // one thread can wait on many terminals; -1 when read() needs a thread.
-  virtual int wait_fd() const { return -1; }
+  // one thread can wait on many terminals.
+  virtual int wait_fd() const = 0;
 };
 
 class SandboxDriver {

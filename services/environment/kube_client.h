@@ -81,6 +81,8 @@ class KubeExec {
   // Output of channels 1 and 2 as it comes; "" after `timeout`; nullopt once
   // the stream has ended (status() then holds channel 3's Status, if sent).
   virtual std::optional<std::string> read(std::chrono::milliseconds timeout) = 0;
+  // Polls readable whenever read() would not wait.
+  virtual int wait_fd() const = 0;
   virtual bool send(uint8_t channel, std::string_view data) = 0;
   virtual void close() = 0;
   virtual Json status() = 0;

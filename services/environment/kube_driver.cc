@@ -97,6 +97,7 @@ class KubeTerminal final : public Terminal {
  public:
   explicit KubeTerminal(std::unique_ptr<KubeExec> exec) : exec_(std::move(exec)) {}
   std::optional<std::string> read(std::chrono::milliseconds timeout) override { return exec_->read(timeout); }
+  int wait_fd() const override { return exec_->wait_fd(); }
   bool write(std::string_view input) override { return exec_->send(0, input); }
   bool resize(uint16_t cols, uint16_t rows) override {
     return exec_->send(4, Json{{"Width", cols}, {"Height", rows}}.dump());

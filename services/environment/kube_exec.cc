@@ -1,5 +1,8 @@
 // The pods/exec WebSocket client (Boost.Beast over TLS): the only Beast code
 // of the environment service, kept in this one translation unit.
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <openssl/x509v3.h>
 
 #include <boost/asio/connect.hpp>
@@ -34,7 +37,9 @@ constexpr uint8_t kStdout = 1, kStderr = 2, kStatus = 3;
 
 class BeastExec final : public KubeExec {
  public:
-  BeastExec(const KubeEndpoint& e, const std::string& target) : tls_(ssl::context::tls_client) {
+  BeastExec(const KubeEndpoint& e, const std::string& target)
+      : tls_(ssl::context::tls_client) {
+    if (ready_.fd < 0) refused("no eventfd");
     tls_.set_verify_mode(ssl::verify_peer);
     beast::error_code ec;
     tls_.add_certificate_authority(net::buffer(e.ca_pem), ec);
@@ -97,10 +102,17 @@ class BeastExec final : public KubeExec {
   std::optional<std::string> read(std::chrono::milliseconds timeout) override {
     std::unique_lock lock(mutex_);
     cv_.wait_for(lock, timeout, [&] { return !output_.empty() || ended_; });
-    if (!output_.empty()) return std::exchange(output_, {});
+    if (!output_.empty()) {
+      // Under the lock, so that a later signal stays; an end stays readable.
+      uint64_t signals;
+      if (!ended_) (void)!::read(ready_.fd, &signals, sizeof signals);
+      return std::exchange(output_, {});
+    }
     if (ended_) return std::nullopt;
     return std::string();
   }
+
+  int wait_fd() const override { return ready_.fd; }
 
   bool send(uint8_t channel, std::string_view data) override {
     {
@@ -153,6 +165,7 @@ class BeastExec final : public KubeExec {
         std::lock_guard lock(mutex_);
         if (channel == kStdout || channel == kStderr) {
           output_.append(data, 1);
+          signal();
           cv_.notify_all();
         } else if (channel == kStatus) {
           status_ = Json::parse(data.substr(1), nullptr, false);
@@ -174,7 +187,13 @@ class BeastExec final : public KubeExec {
   void end() {
     std::lock_guard lock(mutex_);
     ended_ = true;
+    signal();
     cv_.notify_all();
+  }
+
+  void signal() {
+    const uint64_t one = 1;
+    (void)!::write(ready_.fd, &one, sizeof one);
   }
 
   net::io_context io_;
@@ -190,6 +209,14 @@ class BeastExec final : public KubeExec {
   std::string output_;
   Json status_;
   bool ended_ = false;
+  // An eventfd, readable while output_ holds something or the stream ended
+  // (closed however the constructor ends).
+  struct EventFd {
+    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    ~EventFd() {
+      if (fd >= 0) ::close(fd);
+    }
+  } ready_;
 };
 
 }  // namespace

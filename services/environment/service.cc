@@ -1,8 +1,6 @@
 #include "services/environment/service.h"
 
-#include <condition_variable>
 #include <optional>
-#include <thread>
 
 #include "common/proto_time.h"
 #include "common/rpc.h"
@@ -69,8 +67,7 @@ grpc::Status EnvironmentService::ListEnvironments(grpc::ServerContext*, const v1
 namespace {
 
 // One Attach call. Output is read when the terminal has some (on the
-// TerminalLoop's thread, or on a thread of its own for a terminal without a
-// wait_fd) and written with at most one gRPC write in flight; past
+// TerminalLoop's thread) and written with at most one gRPC write in flight; past
 // kMaxPending unsent bytes it stops reading the terminal until the client
 // takes them, so the shell then waits on its PTY. A client that ends its side
 // has detached, which leaves the shell running; a terminal that ends gets an
@@ -114,19 +111,11 @@ class AttachReactor final : public grpc::ServerBidiReactor<v1::AttachRequest, v1
       resume = paused_;
       paused_ = false;
     }
-    if (resume) read_more();
+    if (resume) loop_.rearm(terminal_->wait_fd());
   }
 
   void OnDone() override {
-    if (terminal_) {
-      if (terminal_->wait_fd() >= 0) {
-        loop_.remove(terminal_->wait_fd());
-      } else {
-        terminal_->close();
-        more_.notify_all();
-        reader_.join();
-      }
-    }
+    if (terminal_) loop_.remove(terminal_->wait_fd());
     delete this;
   }
 
@@ -144,23 +133,9 @@ class AttachReactor final : public grpc::ServerBidiReactor<v1::AttachRequest, v1
       std::lock_guard lock(mutex_);
       return finish(std::move(status));
     }
-    if (const int fd = terminal_->wait_fd(); fd >= 0) {
-      loop_.add(fd, [this] {
-        if (deliver(terminal_->read(std::chrono::milliseconds(0)))) loop_.rearm(terminal_->wait_fd());
-      });
-    } else {
-      reader_ = std::thread([this] {
-        for (;;) {
-          {
-            std::unique_lock lock(mutex_);
-            more_.wait(lock, [&] { return !paused_ || finished_; });
-            if (finished_ || ended_) return;
-          }
-          auto chunk = terminal_->read(std::chrono::milliseconds(200));
-          if (!chunk || !chunk->empty()) deliver(std::move(chunk));
-        }
-      });
-    }
+    loop_.add(terminal_->wait_fd(), [this] {
+      if (deliver(terminal_->read(std::chrono::milliseconds(0)))) loop_.rearm(terminal_->wait_fd());
+    });
     StartRead(&in_);
   }
 
@@ -182,14 +157,6 @@ class AttachReactor final : public grpc::ServerBidiReactor<v1::AttachRequest, v1
     if (!writing_ && !pending_.empty()) write_pending();
     paused_ = pending_.size() >= kMaxPending;
     return !paused_;
-  }
-
-  void read_more() {
-    if (terminal_->wait_fd() >= 0) {
-      loop_.rearm(terminal_->wait_fd());
-    } else {
-      more_.notify_all();
-    }
   }
 
   // The rest, under mutex_.
@@ -220,10 +187,8 @@ class AttachReactor final : public grpc::ServerBidiReactor<v1::AttachRequest, v1
   Environments& environments_;
   TerminalLoop& loop_;
   std::unique_ptr<Terminal> terminal_;  // set once, by start()
-  std::thread reader_;                  // a terminal without a wait_fd
   v1::AttachRequest in_;
   std::mutex mutex_;
-  std::condition_variable more_;
   v1::AttachResponse out_;
   std::string pending_;
   bool writing_ = false;

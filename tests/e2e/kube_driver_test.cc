@@ -3,6 +3,7 @@
 // and exec protocols over TLS). Everything else is real: the driver's HTTPS
 // and WebSocket clients, and, in the last tests, the environment service.
 #include <gtest/gtest.h>
+#include <poll.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -227,7 +228,16 @@ TEST(KubeDriver, TheTerminalIsAnExecWithResizeAndFallsBackToV4) {
     t->close();
     t = driver.attach(spec.environment_id, 120, 40);
     out.clear();
+    // Its wait_fd (what the environment service's event loop waits on) polls
+    // readable when there is output, and not once it is read.
+    const auto readable = [&](int ms) {
+      pollfd p{t->wait_fd(), POLLIN, 0};
+      return poll(&p, 1, ms) == 1;
+    };
+    while (readable(300)) t->read(0ms);
+    EXPECT_FALSE(readable(0));
     ASSERT_TRUE(t->write("echo \"mark-$MARK\"\n"));
+    EXPECT_TRUE(readable(10000));
     EXPECT_TRUE(see("mark-4242")) << out;
     // An exec the API server refuses says why.
     api.fail_next(1, 500, "/exec");
@@ -236,6 +246,7 @@ TEST(KubeDriver, TheTerminalIsAnExecWithResizeAndFallsBackToV4) {
     // The shell ends: the terminal says so.
     ASSERT_TRUE(t->write("exit\n"));
     EXPECT_TRUE(testing::eventually([&] { return !t->read(100ms).has_value(); }, 10s));
+    EXPECT_TRUE(readable(0)) << "an ended terminal stays readable";
     driver.destroy(spec.environment_id);
   }
 }
