@@ -45,8 +45,6 @@ class Terminal {
   virtual std::optional<std::string> read(std::chrono::milliseconds timeout) = 0;
   virtual bool write(std::string_view input) = 0;
   virtual bool resize(uint16_t cols, uint16_t rows) = 0;
-  // Ends this client's attachment (unblocks read); the shell keeps running.
-  virtual void close() = 0;
   // A descriptor that polls readable whenever read() would not wait, so that
   // one thread can wait on many terminals.
   virtual int wait_fd() const = 0;

@@ -93,6 +93,8 @@ std::string exec_query(const std::vector<std::string>& command, bool tty) {
   return q;
 }
 
+// Destroyed, it closes the exec stream only: closing stdin (v5's close
+// channel) would be an EOF to the shell on a TTY, ending it.
 class KubeTerminal final : public Terminal {
  public:
   explicit KubeTerminal(std::unique_ptr<KubeExec> exec) : exec_(std::move(exec)) {}
@@ -102,9 +104,6 @@ class KubeTerminal final : public Terminal {
   bool resize(uint16_t cols, uint16_t rows) override {
     return exec_->send(4, Json{{"Width", cols}, {"Height", rows}}.dump());
   }
-  // The stream only: closing stdin (v5's close channel) would be an EOF to the
-  // shell on a TTY, ending it.
-  void close() override { exec_->close(); }
 
  private:
   std::unique_ptr<KubeExec> exec_;

@@ -80,7 +80,6 @@ class LocalTerminal final : public Terminal {
   bool write(std::string_view input) override { return send(sandbox::encode_frame(FrameType::input, input)); }
   bool resize(uint16_t cols, uint16_t rows) override { return send(sandbox::encode_resize(cols, rows)); }
 
-  void close() override { shutdown(fd_, SHUT_RDWR); }
   int wait_fd() const override { return fd_; }
 
  private:
@@ -132,8 +131,6 @@ std::string LocalDriver::dir(const std::string& environment_id) const {
   if (!is_uuid(environment_id)) throw Error("INVALID_ARGUMENT", "not an environment id");
   return o_.state_dir + "/" + environment_id;
 }
-
-std::string LocalDriver::home_dir(const std::string& environment_id) const { return dir(environment_id) + "/home"; }
 
 void LocalDriver::create(const EnvironmentSpec& spec, std::chrono::steady_clock::time_point deadline) {
   const std::string d = dir(spec.environment_id);

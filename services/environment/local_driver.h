@@ -34,7 +34,6 @@ class LocalDriver final : public SandboxDriver {
 
   // Host memory charged to the sandbox (its cgroup).
   int64_t memory_usage(const std::string& environment_id) const;
-  std::string home_dir(const std::string& environment_id) const;
 
  private:
   std::string dir(const std::string& environment_id) const;

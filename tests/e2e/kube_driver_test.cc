@@ -185,7 +185,7 @@ TEST(KubeDriver, RunsTheExamsSetupInThePodAndReportsItsFailure) {
     if (auto chunk = t->read(100ms)) out += *chunk;
     return out.find("prepared") != std::string::npos && out.find("42") != std::string::npos;
   }, 10s)) << out;
-  t->close();
+  t.reset();  // the client goes; the shell stays
 
   EnvironmentSpec broken = spec_for();
   broken.setup_script = "echo 'cannot fetch the lab files' >&2; exit 7";
@@ -225,7 +225,7 @@ TEST(KubeDriver, TheTerminalIsAnExecWithResizeAndFallsBackToV4) {
     // A terminal that reconnects finds the same shell (tmux in the pod).
     ASSERT_TRUE(t->write("export MARK=$((4000+242))\n"));
     std::this_thread::sleep_for(300ms);
-    t->close();
+    t.reset();  // the client goes; the shell stays
     t = driver.attach(spec.environment_id, 120, 40);
     out.clear();
     // Its wait_fd (what the environment service's event loop waits on) polls

@@ -415,6 +415,17 @@ TEST(LifecycleDatabase, FailsFastWhileTheDatabaseIsDownAndRecoversByItself) {
   const std::string user = "00000000-0000-4000-8000-00000000eeee";
   const Json created = Json::parse(platform.sh("session-lifecycle transition --to created --user-id " + user).out);
   const std::string id = created["session_id"];
+  // A watch open while the database is away: it goes on (a candidate's terminal
+  // is not cut by a database blip) and sees the changes made once it is back.
+  auto stub = v1::LifecycleService::NewStub(
+      grpc::CreateChannel(platform.address("lifecycle"), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext watch_context;
+  watch_context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));  // fail, not hang
+  v1::WatchSessionRequest watch;
+  watch.set_session_id(id);
+  auto reader = stub->WatchSession(&watch_context, watch);
+  v1::SessionStatus watched;
+  ASSERT_TRUE(reader->Read(&watched));
 
   cluster.stop();
   for (const std::string& command :
@@ -429,6 +440,8 @@ TEST(LifecycleDatabase, FailsFastWhileTheDatabaseIsDownAndRecoversByItself) {
   EXPECT_TRUE(eventually([&] { return health(platform.address("lifecycle")) ==
                                       grpc::health::v1::HealthCheckResponse::NOT_SERVING; },
                          std::chrono::seconds(5)));
+  ASSERT_TRUE(reader->Read(&watched)) << "the watch ended with the database";
+  EXPECT_EQ(watched.lifecycle_state(), v1::SESSION_STATE_CREATED);
 
   cluster.start();
   EXPECT_TRUE(eventually([&] { return platform.sh("session-status get --session-id " + id).exit_code == 0; },
@@ -442,6 +455,11 @@ TEST(LifecycleDatabase, FailsFastWhileTheDatabaseIsDownAndRecoversByItself) {
   EXPECT_EQ(status["state"], "created");
   const Json history = Json::parse(platform.sh("session-lifecycle history --session-id " + id).out);
   EXPECT_EQ(history["transitions"].size(), 1u);
+  ASSERT_EQ(platform.sh("session-lifecycle transition --to initializing --session-id " + id).exit_code, 0);
+  while (reader->Read(&watched) && watched.lifecycle_state() == v1::SESSION_STATE_CREATED) {
+  }
+  EXPECT_EQ(watched.lifecycle_state(), v1::SESSION_STATE_INITIALIZING);
+  watch_context.TryCancel();
   const Json others = Json::parse(platform.sh("session-lifecycle list --user-id 00000000-0000-4000-8000-00000000ffff").out);
   EXPECT_TRUE(others["sessions"].empty());
   // And the service said so.
