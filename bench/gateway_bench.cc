@@ -39,7 +39,8 @@ const std::string kExam = "a1b2c3d4-e5f6-7890-abcd-ef1234567890";
 // The catalog: the shipped default exam alone, with a warm pool of 50 ready
 // environments (the 50 users of the create part arrive once it is full).
 // BENCH_POOL=N sets another size (0: every environment made on demand).
-const int kRounds = 5;  // of each terminal measurement, run in turn with the peer's
+// BENCH_ROUNDS=N: rounds of each terminal measurement, run in turn with the peer's (5).
+const int kRounds = std::getenv("BENCH_ROUNDS") ? std::stoi(std::getenv("BENCH_ROUNDS")) : 5;
 const size_t kPool = std::getenv("BENCH_POOL") ? std::stoul(std::getenv("BENCH_POOL")) : 50;
 const std::string kCatalog = R"yaml(default_exam: a1b2c3d4-e5f6-7890-abcd-ef1234567890
 exams:
@@ -206,7 +207,7 @@ class Bench {
 
   // Side by side, in interleaved rounds (this machine's speed wanders from one
   // second to the next): medians of each.
-  void terminal_versus_peer() {
+  void terminal_versus_peer(bool echo, bool output) {
     while (users_.size() < 2) users_at_once(1, users_);
     settle();
     const int port = testing::free_port();
@@ -214,6 +215,11 @@ class Bench {
     std::this_thread::sleep_for(1s);
     const std::string examiso = targets_file({terminal_target(users_.at(1))});
     const std::string node = targets_file({Json{{"url", "ws://127.0.0.1:" + std::to_string(port) + "/"}}});
+    if (echo) echo_versus_peer(examiso, node);
+    if (output) output_versus_peer(examiso, node);
+  }
+
+  void echo_versus_peer(const std::string& examiso, const std::string& node) {
     std::vector<double> e_p99, n_p99, e_p50, n_p50;
     for (int round = 0; round < kRounds; ++round) {
       const Json e = load({"echo", examiso, "2000"}), n = load({"echo", node, "2000"});
@@ -235,20 +241,26 @@ class Bench {
                 "Node ws+node-pty p50 %.3f ms, p99 %.3f ms\n",
                 kRounds * 2000, percentile(e_lean, 0.5), percentile(e_lean, 0.99), percentile(n_lean, 0.5),
                 percentile(n_lean, 0.99));
+  }
+
+  void output_versus_peer(const std::string& examiso, const std::string& node) {
     for (const std::string kind : {"lines", "long"}) {
-      std::vector<double> e_out, n_out, bare;
+      std::vector<double> e_out, n_out, bare, e_frame, n_frame;
       for (int round = 0; round < kRounds; ++round) {
-        e_out.push_back(load({"throughput", examiso, "100000000", kind})["mb_per_s"]);
-        n_out.push_back(load({"throughput", node, "100000000", kind})["mb_per_s"]);
+        const Json e = load({"throughput", examiso, "100000000", kind});
+        const Json n = load({"throughput", node, "100000000", kind});
+        e_out.push_back(e["mb_per_s"]), n_out.push_back(n["mb_per_s"]);
+        e_frame.push_back(e["bytes"].get<double>() / e["messages"].get<double>() / 1024);
+        n_frame.push_back(n["bytes"].get<double>() / n["messages"].get<double>() / 1024);
         bare.push_back(bare_pty_mb_per_s(kind));
       }
       const double e = percentile(e_out, 0.5), n = percentile(n_out, 0.5), b = percentile(bare, 0.5);
       std::printf("terminal output, %s, median of %d rounds: examiso %.1f MB/s vs Node ws+node-pty %.1f MB/s "
                   "(%.2fx, target >= 1.5x)\n  examiso by round:%s\n  peer by round:   %s\n"
-                  "  a bare pty read with nothing behind it: %.1f MB/s (%.2fx the peer: the most any bridge "
-                  "could show here)\n",
+                  "  a bare pty read with nothing behind it: %.1f MB/s (%.2fx the peer)\n"
+                  "  output message size, median: examiso %.1f KiB, peer %.1f KiB\n",
                   kind == "lines" ? "64-byte lines" : "one long line", kRounds, e, n, e / n, list(e_out).c_str(),
-                  list(n_out).c_str(), b, b / n);
+                  list(n_out).c_str(), b, b / n, percentile(e_frame, 0.5), percentile(n_frame, 0.5));
     }
   }
 
@@ -380,7 +392,8 @@ class Bench {
 
 }  // namespace
 
-// gateway_bench [terminals [part...]]: parts are create, status, terminal and many; all by default.
+// gateway_bench [terminals [part...]]: parts are create, status, terminal (echo and output) and many; all by
+// default.
 int main(int argc, char** argv) {
   const size_t terminals = argc > 1 ? std::stoul(argv[1]) : 500;
   const std::vector<std::string> parts(argv + std::min(argc, 2), argv + argc);
@@ -390,7 +403,7 @@ int main(int argc, char** argv) {
   Bench bench;
   if (run("create")) bench.create_ready();
   if (run("status")) bench.status_wrk();
-  if (run("terminal")) bench.terminal_versus_peer();
+  if (run("terminal") || run("echo") || run("output")) bench.terminal_versus_peer(run("terminal") || run("echo"), run("terminal") || run("output"));
   if (run("many")) bench.many_terminals(terminals);
   return 0;
 }

@@ -23,6 +23,7 @@ class Terminal {
       const m = JSON.parse(raw);
       if (m.type !== 'output') return;
       this.bytes += m.data.length;
+      this.messages = (this.messages || 0) + 1;
       this.last = Date.now();
       const seen = this.tail + m.data;  // a marker may be split between messages
       this.tail = seen.slice(-32);
@@ -94,10 +95,11 @@ async function main() {
     t.send(`${command}; echo DONE-$((1+1))\n`);
     const start = process.hrtime.bigint();
     t.bytes = 0;
+    t.messages = 0;
     await done;
     const seconds = Number(process.hrtime.bigint() - start) / 1e9;
     t.ws.close();
-    return { bytes: t.bytes, seconds, mb_per_s: t.bytes / seconds / 1e6 };
+    return { bytes: t.bytes, messages: t.messages, seconds, mb_per_s: t.bytes / seconds / 1e6 };
   }
   if (mode === 'hold') {
     const terminals = targets.map((x) => new Terminal(x));

@@ -276,6 +276,44 @@ TEST_F(EnvironmentE2E, HomesAreNotMountedOnTheHost) {
   EXPECT_EQ(seen, "kept-in-home");
 }
 
+// A candidate's processes start with every signal at its default: nothing the
+// platform ignores or blocks (SIGPIPE above all) leaks into the sandbox.
+TEST_F(EnvironmentE2E, CandidateProcessesStartWithDefaultSignals) {
+  const std::string session = new_session();
+  create(session);
+  TerminalClient t(env_address(), session);
+  t.send("grep -E 'SigBlk|SigIgn' /proc/self/status; yes | head -1 >/dev/null; echo piped-$((2*5))\n");
+  ASSERT_TRUE(t.wait_for("piped-10", kWait)) << t.output();
+  EXPECT_NE(t.output().find("SigBlk:\t0000000000000000"), std::string::npos) << t.output();
+  EXPECT_NE(t.output().find("SigIgn:\t0000000000000000"), std::string::npos) << t.output();
+  EXPECT_EQ(t.output().find("Broken pipe"), std::string::npos) << t.output();
+}
+
+// A keeper with nothing to do sleeps (it used to wake twice a second), and a
+// stop signal still ends it at once.
+TEST_F(EnvironmentE2E, AnIdleKeeperSleepsAndStopsOnSignal) {
+  const std::string session = new_session();
+  const std::string id = create(session)["environment_id"];
+  TerminalClient t(env_address(), session);
+  t.send("echo settled-$((4+4))\n");
+  ASSERT_TRUE(t.wait_for("settled-8", kWait)) << t.output();
+  pid_t keeper = 0;
+  std::ifstream(sandbox(id) + "/control/keeper.pid") >> keeper;
+  ASSERT_GT(keeper, 0);
+  const auto wakes = [&] { return testing::proc_status(keeper, "voluntary_ctxt_switches"); };
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const long before = wakes();
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  EXPECT_LE(wakes() - before, 1) << "an idle keeper woke up";
+  t.send("echo still-$((5+5))\n");
+  EXPECT_TRUE(t.wait_for("still-10", kWait)) << t.output();
+  ASSERT_EQ(kill(keeper, SIGTERM), 0);
+  // Gone, or a zombie (which has no memory left).
+  EXPECT_TRUE(testing::eventually([&] { return testing::proc_status(keeper, "VmRSS") == 0; }, std::chrono::seconds(2)));
+  EXPECT_TRUE(testing::eventually([&] { return t.ended(); }, kWait));
+  EXPECT_EQ(platform_->sh("execution-environment destroy --session-id " + session).exit_code, 0);
+}
+
 // An environment destroyed while a client is attached: the client is told it
 // ended (not that it detached).
 TEST_F(EnvironmentE2E, DestroyingTheEnvironmentEndsItsAttachedTerminal) {

@@ -49,7 +49,6 @@
 #include <cstring>
 #include <fstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "services/environment/sandbox/frames.h"
@@ -72,7 +71,14 @@ struct Options {
   std::vector<std::string> respawn;  // later shells; empty: `command` again
 };
 
+// SIGTERM and SIGINT set g_stop. They are blocked except while the keeper
+// waits (in ppoll with g_waiting as the mask), so a stop never slips in
+// between the check and the wait, and an idle keeper need not wake to look.
 volatile sig_atomic_t g_stop = 0;
+sigset_t g_waiting;
+
+// Waits up to `timeout` (nullptr: no limit) for `fds`, or for a stop signal.
+int wait_for(pollfd* fds, nfds_t n, const timespec* timeout) { return ppoll(fds, n, timeout, &g_waiting); }
 
 class Keeper final {
  public:
@@ -408,7 +414,8 @@ class Keeper final {
     backoff_ = quick ? std::min(backoff_ * 2 + 1, 30) : 0;
     send_output("\r\n[examiso] your shell ended (status " + std::to_string(code) + "); starting a new one\r\n",
                 FrameType::notice);
-    for (int s = 0; s < backoff_ && !g_stop; ++s) std::this_thread::sleep_for(std::chrono::seconds(1));
+    const timespec second{1, 0};
+    for (int s = 0; s < backoff_ && !g_stop; ++s) wait_for(nullptr, 0, &second);
     std::string why;
     if (!g_stop && !start_shell(why)) send_output("\r\n[examiso] " + why + "\r\n", FrameType::notice);
   }
@@ -423,7 +430,9 @@ class Keeper final {
       if (master >= 0 && to_client_.size() < kClientBacklog)
         fds.push_back({master, static_cast<short>(POLLIN | (pending_input_.empty() ? 0 : POLLOUT)), 0});
       if (client_ >= 0) fds.push_back({client_, static_cast<short>(POLLIN | (to_client_.empty() ? 0 : POLLOUT)), 0});
-      if (poll(fds.data(), fds.size(), 500) < 0 && errno != EINTR) break;
+      // Without a shell, go on at once to start one.
+      const timespec now{0, 0};
+      if (wait_for(fds.data(), fds.size(), master < 0 ? &now : nullptr) < 0 && errno != EINTR) break;
       for (const pollfd& p : fds) {
         if (!p.revents) continue;
         if (p.fd == listener_) {
@@ -446,7 +455,8 @@ class Keeper final {
         if (start_shell(why)) {
           fcntl(shell_.master, F_SETFL, O_NONBLOCK);
         } else {
-          std::this_thread::sleep_for(std::chrono::seconds(1));
+          const timespec second{1, 0};
+          wait_for(nullptr, 0, &second);
         }
       }
     }
@@ -539,5 +549,10 @@ int main(int argc, char** argv) {
   stop.sa_handler = [](int) { g_stop = 1; };
   sigaction(SIGTERM, &stop, nullptr);
   sigaction(SIGINT, &stop, nullptr);
+  sigset_t stops;
+  sigemptyset(&stops);
+  sigaddset(&stops, SIGTERM);
+  sigaddset(&stops, SIGINT);
+  sigprocmask(SIG_BLOCK, &stops, &g_waiting);
   return Keeper(std::move(options)).run();
 }

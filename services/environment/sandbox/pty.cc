@@ -1,7 +1,9 @@
 #include "services/environment/sandbox/pty.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -39,6 +41,22 @@ PtyProcess spawn_on_pty(const std::vector<std::string>& argv, const std::vector<
   const pid_t pid = fork();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
+    // The shell starts with every signal at its default and none blocked:
+    // ignored signals outlive exec, and the keeper's own (SIGPIPE ignored,
+    // stop signals blocked) would otherwise reach every candidate process.
+    // The system call itself: glibc refuses its own two signals (32 and 33),
+    // which posix_spawn leaves ignored in the keeper.
+    struct {
+      void (*handler)(int) = SIG_DFL;
+      unsigned long flags = 0;
+      void (*restorer)() = nullptr;
+      unsigned long mask = 0;
+    } default_action;
+    for (int sig = 1; sig < NSIG; ++sig)
+      syscall(SYS_rt_sigaction, sig, &default_action, nullptr, sizeof default_action.mask);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
     for (const auto& procs : cgroup_procs) {
       const int fd = open(procs.c_str(), O_WRONLY);
       if (fd < 0 || write(fd, "0", 1) != 1) _exit(126);
