@@ -251,6 +251,35 @@ TEST(KubeDriver, TheTerminalIsAnExecWithResizeAndFallsBackToV4) {
   }
 }
 
+// Every exec stream of the process is served by one I/O thread: open
+// terminals cost no thread each (each had its own).
+TEST(KubeDriver, OpenTerminalsCostNoThreadEach) {
+  const auto threads = [] { return testing::proc_status(getpid(), "Threads"); };
+  StandinApiServer api;
+  KubeDriver driver(endpoint_of(api), {kNs});
+  const EnvironmentSpec spec = spec_for();
+  driver.create(spec, std::chrono::steady_clock::now() + 10s);
+  std::vector<std::unique_ptr<environment::Terminal>> terminals;
+  const auto attach = [&] {
+    terminals.push_back(driver.attach(spec.environment_id, 80, 24));
+    std::string out;
+    ASSERT_TRUE(terminals.back()->write("echo \"up-$((20+1))\"\n"));
+    ASSERT_TRUE(testing::eventually([&] {
+      if (auto chunk = terminals.back()->read(100ms)) out += *chunk;
+      return out.find("up-21") != std::string::npos;
+    }, 10s)) << out;
+  };
+  attach();
+  const long before = threads();
+  for (int i = 0; i < 8; ++i) attach();
+  EXPECT_LT(threads() - before, 2) << before << " threads with one terminal";
+  // Dropped terminals say goodbye in the background: nothing waits on them.
+  const auto start = std::chrono::steady_clock::now();
+  terminals.clear();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 500ms);
+  driver.destroy(spec.environment_id);
+}
+
 TEST(KubeDriver, RidesOutApiServerErrorsExpiredWatchesAndRestarts) {
   StandinApiServer api({.auto_run = false});
   KubeDriver driver(endpoint_of(api, 1000ms), {kNs});
