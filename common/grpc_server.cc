@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "common/errors.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "common/log.h"
 
 namespace examiso {
@@ -67,9 +68,35 @@ void GrpcServer::start() {
   for (auto& [service, name] : services_) builder.RegisterService(service);
   server_ = builder.BuildAndStart();
   if (!server_ || port_ == 0) throw Error("INTERNAL_ERROR", name_ + " cannot listen on " + listen_);
+  awake_ = std::make_unique<CallbackKeepAwake>(server_->InProcessChannel({}));
   set_serving(true);
   const std::string host = listen_.substr(0, listen_.rfind(':'));
   log::info("listening", {{"address", host + ":" + std::to_string(port_)}});
+}
+
+CallbackKeepAwake::CallbackKeepAwake(std::shared_ptr<grpc::Channel> channel)
+    : channel_(std::move(channel)), thread_([this] {
+        auto stub = std::shared_ptr(grpc::health::v1::Health::NewStub(channel_));
+        std::unique_lock lock(mutex_);
+        while (!cv_.wait_for(lock, std::chrono::milliseconds(500), [&] { return stop_; })) {
+          struct Call {
+            grpc::ClientContext context;
+            grpc::health::v1::HealthCheckRequest request;
+            grpc::health::v1::HealthCheckResponse response;
+          };
+          auto call = std::make_shared<Call>();
+          call->context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(1));
+          stub->async()->Check(&call->context, &call->request, &call->response, [stub, call](grpc::Status) {});
+        }
+      }) {}
+
+CallbackKeepAwake::~CallbackKeepAwake() {
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
 }
 
 void GrpcServer::wait() {

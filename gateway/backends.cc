@@ -16,6 +16,8 @@ Backends::Backends(const Config& config) : timeout_(config.integer("grpc.call_ti
   lifecycle_ = v1::LifecycleService::NewStub(backends_[1].channel);
   environment_ = v1::EnvironmentService::NewStub(backends_[2].channel);
   access_ = v1::AccessService::NewStub(backends_[3].channel);
+  // This process's gRPC traffic all runs on the callback API (see CallbackKeepAwake).
+  awake_ = std::make_unique<CallbackKeepAwake>(backends_[0].channel);
 }
 
 Error Backends::error(const grpc::Status& status, const std::string& service) const {

@@ -9,6 +9,7 @@
 
 #include "common/config.h"
 #include "common/errors.h"
+#include "common/grpc_server.h"
 #include "examiso/v1/access.grpc.pb.h"
 #include "examiso/v1/environment.grpc.pb.h"
 #include "examiso/v1/identity.grpc.pb.h"
@@ -64,6 +65,7 @@ class Backends final {
   std::unique_ptr<v1::LifecycleService::Stub> lifecycle_;
   std::unique_ptr<v1::AccessService::Stub> access_;
   std::unique_ptr<v1::EnvironmentService::Stub> environment_;
+  std::unique_ptr<CallbackKeepAwake> awake_;
 };
 
 }  // namespace examiso::gateway

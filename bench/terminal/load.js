@@ -3,6 +3,8 @@
 //   node load.js throughput <targets.json> <bytes> [lines|long]
 //                                                  output throughput, one terminal: 64-byte
 //                                                  lines (the default) or one long line
+//   node load.js pauses <targets.json> <keystrokes> keystroke echo latency with a pause of about a second
+//                                                  before each key, as people type
 //   node load.js hold <targets.json> <keystrokes>   every target open at once; TYPING of them typing
 // targets.json: [{"url": "ws://...", "headers": {...}}, ...]. Prints one JSON line.
 const fs = require('fs');
@@ -81,6 +83,18 @@ async function main() {
     await type(t, Number(amount), null, samples);
     t.ws.close();
     return { keystrokes: samples.length, p50_ms: percentile(samples, 0.5), p99_ms: percentile(samples, 0.99) };
+  }
+  if (mode === 'pauses') {
+    // As people type: a key, then a pause of about a second (0.9-1.3 s).
+    const t = new Terminal(targets[0]);
+    await t.open;
+    await t.quiet(300);
+    const samples = [];
+    await type(t, 20, null, []);  // warm up
+    await type(t, Number(amount), () => 900 + Math.random() * 400, samples);
+    t.ws.close();
+    return { keystrokes: samples.length, p50_ms: percentile(samples, 0.5), p99_ms: percentile(samples, 0.99),
+             max_ms: Math.max(...samples) };
   }
   if (mode === 'throughput') {
     const t = new Terminal(targets[0]);

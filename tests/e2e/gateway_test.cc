@@ -380,6 +380,29 @@ TEST_F(GatewayTest, ReconnectingResumesTheSameShellWithItsRecentOutput) {
   EXPECT_TRUE(output_contains(*second, "again=kept-42"));  // the same shell
 }
 
+// A key typed after a pause of a second echoes as fast as any other. gRPC's
+// callback-API threads, after a second without work, used to sleep 100 ms
+// without reading their connections, so a key typed then waited up to 100 ms
+// (one in twelve, typing a key a second); see CallbackKeepAwake.
+TEST_F(GatewayTest, AKeyTypedAfterAPauseEchoesAtOnce) {
+  const Candidate c = candidate_with_session();
+  auto t = terminal(c);
+  t->send(R"({"type":"input","data":"\u0015"})");
+  ASSERT_TRUE(output_contains(*t, "$"));
+  std::vector<double> slow;
+  for (int i = 0; i < 6; ++i) {
+    std::this_thread::sleep_for(1020ms);  // the old sleep began 1 s after the last work
+    const auto start = std::chrono::steady_clock::now();
+    t->send(R"({"type":"input","data":"k"})");
+    ASSERT_TRUE(output_contains(*t, "k"));
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    if (ms > 40) slow.push_back(ms);
+    t->send(R"({"type":"input","data":"\u007f"})");
+    ASSERT_TRUE(output_contains(*t, "\b"));
+  }
+  EXPECT_TRUE(slow.empty()) << slow.size() << " of 6 keys took over 40 ms, the first " << slow.front() << " ms";
+}
+
 TEST_F(GatewayTest, AtTheDeadlineTheTerminalGetsTheTerminationAndClose1000) {
   const Candidate c = candidate_with_session(kTwoSecondExam);
   auto ws = terminal(c);

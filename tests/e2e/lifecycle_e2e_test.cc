@@ -4,6 +4,7 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <fstream>
 #include <thread>
 
@@ -317,6 +318,34 @@ TEST_F(LifecycleE2E, OpenWatchesCostNoThreadEach) {
 
 // GetStatus may answer from memory; a change on another replica reaches it
 // by notification, and its own changes at once.
+// Unary calls under steady load are never held up all at once. The service
+// also serves the callback API (WatchSession), whose gRPC threads, after a
+// second without a callback event, used to sleep 100 ms without polling:
+// every 1.1 s, every call in flight waited 75-100 ms (see CallbackKeepAwake).
+TEST_F(LifecycleE2E, UnaryCallsUnderLoadAreNeverHeldUpTogether) {
+  auto stub = v1::LifecycleService::NewStub(
+      grpc::CreateChannel(platform_->address("lifecycle"), grpc::InsecureChannelCredentials()));
+  constexpr int kThreads = 8;
+  std::atomic<int> slow{0}, calls{0};
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(3500);
+  std::vector<std::thread> load;
+  for (int i = 0; i < kThreads; ++i)
+    load.emplace_back([&] {
+      while (std::chrono::steady_clock::now() < until) {
+        grpc::ClientContext c;
+        v1::ListExamsResponse out;
+        const auto start = std::chrono::steady_clock::now();
+        EXPECT_TRUE(stub->ListExams(&c, v1::ListExamsRequest(), &out).ok());
+        if (std::chrono::steady_clock::now() - start > std::chrono::milliseconds(50)) ++slow;
+        ++calls;
+      }
+    });
+  for (auto& t : load) t.join();
+  // A stall catches every thread at once (3 stalls: 24 slow calls); a stray
+  // delay of this machine catches one.
+  EXPECT_LT(slow.load(), kThreads) << slow << " of " << calls << " calls took over 50 ms";
+}
+
 TEST_F(LifecycleE2E, StatusFollowsChangesMadeOnAnotherReplica) {
   auto [primary, other, session] = two_replicas("00000000-0000-4000-8000-00000000abab");
   ASSERT_FALSE(session.session_id().empty());
