@@ -11,8 +11,8 @@
 #include <thread>
 
 #include "common/errors.h"
-#include "grpc/health/v1/health.grpc.pb.h"
 #include "common/log.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 
 namespace examiso {
 namespace {
