@@ -8,6 +8,7 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -69,6 +70,7 @@ class BeastExec final : public std::enable_shared_from_this<BeastExec> {
     tls_.add_certificate_authority(net::buffer(e.ca_pem), ec);
     if (ec) throw Error("INVALID_ARGUMENT", "the Kubernetes API server's CA certificate could not be read");
     ws_ = std::make_unique<Stream>(net::make_strand(ExecIo::context()), tls_);
+    goodbye_.emplace(ws_->get_executor());
 
     // Connect, TLS with the server's name (or address) checked, upgrade.
     auto& tcp_layer = beast::get_lowest_layer(*ws_);
@@ -138,13 +140,20 @@ class BeastExec final : public std::enable_shared_from_this<BeastExec> {
     return true;
   }
 
-  // Says goodbye; a server that does not answer within a second is left.
+  // Says goodbye; a server that does not answer within a second is hung up on
+  // (the pending read would otherwise wait for its answer forever).
   void close() {
     net::post(ws_->get_executor(), [self = shared_from_this()] {
       if (self->closing_) return;
       self->closing_ = true;
-      beast::get_lowest_layer(*self->ws_).expires_after(std::chrono::seconds(1));
-      self->ws_->async_close(websocket::close_code::normal, [self](beast::error_code) { self->end(); });
+      self->goodbye_->expires_after(std::chrono::seconds(1));
+      self->goodbye_->async_wait([self](beast::error_code ec) {
+        if (!ec) beast::get_lowest_layer(*self->ws_).close();
+      });
+      self->ws_->async_close(websocket::close_code::normal, [self](beast::error_code) {
+        self->goodbye_->cancel();
+        self->end();
+      });
     });
   }
 
@@ -215,6 +224,7 @@ class BeastExec final : public std::enable_shared_from_this<BeastExec> {
 
   ssl::context tls_;
   std::unique_ptr<Stream> ws_;
+  std::optional<net::steady_timer> goodbye_;  // on the strand only
   beast::flat_buffer buffer_;
   std::deque<std::string> writes_;  // on the strand only
   bool closing_ = false;            // on the strand only

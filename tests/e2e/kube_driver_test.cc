@@ -280,6 +280,23 @@ TEST(KubeDriver, OpenTerminalsCostNoThreadEach) {
   driver.destroy(spec.environment_id);
 }
 
+// A dropped terminal whose API server never answers its goodbye is let go
+// after a second: the connection is closed and nothing is kept.
+TEST(KubeDriver, ADroppedTerminalIsClosedEvenIfTheServerNeverAnswers) {
+  StandinApiServer api;
+  KubeDriver driver(endpoint_of(api), {kNs});
+  const EnvironmentSpec spec = spec_for();
+  driver.create(spec, std::chrono::steady_clock::now() + 10s);
+  api.set_exec_answers_close(false);
+  auto t = driver.attach(spec.environment_id, 80, 24);
+  ASSERT_TRUE(testing::eventually([&] { return api.open_execs() == 1; }, 5s));
+  const auto start = std::chrono::steady_clock::now();
+  t.reset();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 500ms);
+  EXPECT_TRUE(testing::eventually([&] { return api.open_execs() == 0; }, 5s)) << "the connection was kept";
+  driver.destroy(spec.environment_id);
+}
+
 TEST(KubeDriver, RidesOutApiServerErrorsExpiredWatchesAndRestarts) {
   StandinApiServer api({.auto_run = false});
   KubeDriver driver(endpoint_of(api, 1000ms), {kNs});

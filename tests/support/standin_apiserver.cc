@@ -537,6 +537,7 @@ struct ExecPlan {
   bool tty = false, in = false, out = false, err = false;
   std::string protocol;
   std::string pod_uid;
+  bool answers_close = true;
 };
 
 struct Outcome {
@@ -621,6 +622,16 @@ class Cluster final {
     std::lock_guard lock(mutex_);
     exec_protocols_ = std::move(protocols);
   }
+  void set_exec_answers_close(bool answers) {
+    std::lock_guard lock(mutex_);
+    exec_answers_close_ = answers;
+  }
+  size_t open_execs() {
+    std::lock_guard lock(mutex_);
+    size_t n = 0;
+    for (const auto& [uid, pids] : exec_pids_) n += pids.size();
+    return n;
+  }
   void add_fault(int count, int status, std::chrono::milliseconds delay, const std::string& match) {
     std::lock_guard lock(mutex_);
     faults_.push_back({count, status, delay, match});
@@ -704,6 +715,7 @@ class Cluster final {
   std::map<std::string, std::string> pod_dirs_;       // pod uid -> its "container" filesystem
   std::map<std::string, std::set<pid_t>> exec_pids_;  // pod uid -> its exec processes
   std::vector<std::string> exec_protocols_ = {"v5.channel.k8s.io", "v4.channel.k8s.io"};
+  bool exec_answers_close_ = true;
   std::vector<Fault> faults_;
   std::vector<std::string> requests_;
   net::io_context timers_;  // the kubelet's and the garbage collector's delayed steps
@@ -1067,6 +1079,7 @@ void Cluster::end_watches(bool expire) {
 }
 
 std::optional<ApiResponse> Cluster::plan_exec(const Route& route, const ApiRequest& r, ExecPlan& plan) {
+  plan.answers_close = exec_answers_close_;
   const Json* pod = find(kPods, route.ns, route.name);
   if (!pod) return not_found(kPods, route.name);
   if (!r.upgrade) return bad_request("Upgrade request required");
@@ -1422,6 +1435,13 @@ class ExecSession final : public std::enable_shared_from_this<ExecSession> {
   // -- the client's side
 
   void read_ws() {
+    if (!plan_.answers_close) {  // reads (and drops) the client's bytes below the WebSocket, to its end
+      ws_.next_layer().async_read_some(net::buffer(ignored_), [self = shared_from_this()](beast::error_code ec, size_t) {
+        if (ec) return self->client_gone();
+        self->read_ws();
+      });
+      return;
+    }
     ws_.async_read(in_buffer_, [self = shared_from_this()](beast::error_code ec, size_t) {
       if (ec) return self->client_gone();
       std::string message = beast::buffers_to_string(self->in_buffer_.data());
@@ -1497,6 +1517,7 @@ class ExecSession final : public std::enable_shared_from_this<ExecSession> {
   ExecPlan plan_;
   http::request<http::string_body> req_;
   beast::flat_buffer in_buffer_;
+  std::array<char, 4096> ignored_;  // what the client sends to an exec that does not answer close
   std::optional<Descriptor> pty_, in_, out_, err_, pidfd_;
   Buffer pty_buf_, out_buf_, err_buf_;
   net::steady_timer grace_, kill_, poll_;
@@ -1850,6 +1871,8 @@ void StandinApiServer::set_running(const std::string& ns, const std::string& nam
 void StandinApiServer::set_exec_protocols(std::vector<std::string> protocols) {
   state_->cluster.set_exec_protocols(std::move(protocols));
 }
+void StandinApiServer::set_exec_answers_close(bool answers) { state_->cluster.set_exec_answers_close(answers); }
+size_t StandinApiServer::open_execs() { return state_->cluster.open_execs(); }
 
 void StandinApiServer::fail_next(int count, int http_status, const std::string& match) {
   state_->cluster.add_fault(count, http_status, 0ms, match);

@@ -53,6 +53,11 @@ class StandinApiServer final {
   // Which exec subprotocols it accepts, in the order it prefers them (default
   // v5 then v4); it picks the first one the client offers that is in this list.
   void set_exec_protocols(std::vector<std::string> protocols);
+  // Whether execs answer the client's WebSocket close (default true); when not,
+  // an exec ends only once its client drops the connection.
+  void set_exec_answers_close(bool answers);
+  // Exec processes running now.
+  size_t open_execs();
 
   // Fault injection: the next `count` requests whose "METHOD /path?query"
   // contains `match` are answered `http_status` with the real Status body
