@@ -74,9 +74,8 @@ void GrpcServer::start() {
   log::info("listening", {{"address", host + ":" + std::to_string(port_)}});
 }
 
-CallbackKeepAwake::CallbackKeepAwake(std::shared_ptr<grpc::Channel> channel)
-    : channel_(std::move(channel)), thread_([this] {
-        auto stub = std::shared_ptr(grpc::health::v1::Health::NewStub(channel_));
+CallbackKeepAwake::CallbackKeepAwake(const std::shared_ptr<grpc::Channel>& channel)
+    : thread_([this, stub = std::shared_ptr(grpc::health::v1::Health::NewStub(channel))] {
         std::unique_lock lock(mutex_);
         while (!cv_.wait_for(lock, std::chrono::milliseconds(500), [&] { return stop_; })) {
           struct Call {

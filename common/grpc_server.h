@@ -34,11 +34,10 @@ bool wait_for_shutdown_signal(std::chrono::milliseconds timeout);
 // second never passes.
 class CallbackKeepAwake final {
  public:
-  explicit CallbackKeepAwake(std::shared_ptr<grpc::Channel> channel);
+  explicit CallbackKeepAwake(const std::shared_ptr<grpc::Channel>& channel);
   ~CallbackKeepAwake();
 
  private:
-  std::shared_ptr<grpc::Channel> channel_;
   std::mutex mutex_;
   std::condition_variable cv_;
   bool stop_ = false;

@@ -33,19 +33,6 @@ SessionWatchHub::Subscription::~Subscription() {
   if (it->second.empty()) hub_.subscribers_.erase(it);
 }
 
-bool SessionWatchHub::Subscription::wait_for(std::chrono::milliseconds timeout) {
-  std::unique_lock lock(mutex_);
-  cv_.wait_for(lock, timeout, [&] { return changed_; });
-  return std::exchange(changed_, false);
-}
-
-void SessionWatchHub::Subscription::wake() {
-  if (on_change_) return on_change_();
-  std::lock_guard lock(mutex_);
-  changed_ = true;
-  cv_.notify_all();
-}
-
 void SessionWatchHub::wait_any(uint64_t& seen, std::chrono::milliseconds timeout) {
   std::unique_lock lock(mutex_);
   any_change_.wait_for(lock, timeout, [&] { return changes_ != seen; });
@@ -58,7 +45,7 @@ void SessionWatchHub::dispatch(const std::string& session_id) {
   ++changes_;
   any_change_.notify_all();
   if (auto it = subscribers_.find(session_id); it != subscribers_.end())
-    for (Subscription* s : it->second) s->wake();
+    for (Subscription* s : it->second) s->on_change_();
 }
 
 void SessionWatchHub::wake_all() {
@@ -66,7 +53,7 @@ void SessionWatchHub::wake_all() {
   ++changes_;
   any_change_.notify_all();
   for (auto& [id, subs] : subscribers_)
-    for (Subscription* s : subs) s->wake();
+    for (Subscription* s : subs) s->on_change_();
 }
 
 void SessionWatchHub::run() {

@@ -20,35 +20,29 @@ class SessionStore;
 
 class SessionWatchHub final {
  public:
+  // Ending it unsubscribes: once its destructor returns, no call of its
+  // on_change is under way.
   class Subscription final {
    public:
     ~Subscription();
-    // True when the session may have changed since the last call; false after
-    // `timeout` with no news. (Not for a subscription with an on_change.)
-    bool wait_for(std::chrono::milliseconds timeout);
 
    private:
     friend class SessionWatchHub;
     Subscription(SessionWatchHub& hub, std::string session_id, std::function<void()> on_change)
         : hub_(hub), session_id_(std::move(session_id)), on_change_(std::move(on_change)) {}
-    void wake();
 
     SessionWatchHub& hub_;
     std::string session_id_;
     std::function<void()> on_change_;
-    std::mutex mutex_;
-    std::condition_variable cv_;
-    bool changed_ = false;
   };
 
   // `cache`: a store whose cache this hub turns on and keeps; may be null.
   explicit SessionWatchHub(std::string database_url, SessionStore* cache = nullptr);
   ~SessionWatchHub();
 
-  // With `on_change`, that is called (on the hub's thread, with the hub's
-  // lock held: it must not wait, nor end a subscription) instead of waking
-  // wait_for.
-  std::unique_ptr<Subscription> subscribe(const std::string& session_id, std::function<void()> on_change = {});
+  // `on_change` is called whenever the session may have changed (on the hub's
+  // thread, with the hub's lock held: it must not wait, nor end a subscription).
+  std::unique_ptr<Subscription> subscribe(const std::string& session_id, std::function<void()> on_change);
 
   // Waits until any session changed after `seen` (a count this updates), or
   // `timeout` passes.

@@ -57,6 +57,11 @@ class EnvironmentE2E : public ::testing::Test {
   static std::string sandbox(const std::string& environment_id) {
     return platform_->sandbox_dir() + "/" + environment_id;
   }
+  static pid_t keeper_of(const std::string& environment_id) {
+    pid_t keeper = 0;
+    std::ifstream(sandbox(environment_id) + "/control/keeper.pid") >> keeper;
+    return keeper;
+  }
 
   static Platform* platform_;
 };
@@ -269,10 +274,8 @@ TEST_F(EnvironmentE2E, HomesAreNotMountedOnTheHost) {
   t.send("echo kept-in-home > ~/file; df --output=fstype,size -B1M ~ | tail -1\n");
   ASSERT_TRUE(t.wait_for("tmpfs", kWait)) << t.output();
   EXPECT_EQ(host_mounts().find(sandbox(id)), std::string::npos) << host_mounts();
-  pid_t keeper = 0;
-  std::ifstream(sandbox(id) + "/control/keeper.pid") >> keeper;
   std::string seen;
-  std::ifstream("/proc/" + std::to_string(keeper) + "/root" + sandbox(id) + "/home/file") >> seen;
+  std::ifstream("/proc/" + std::to_string(keeper_of(id)) + "/root" + sandbox(id) + "/home/file") >> seen;
   EXPECT_EQ(seen, "kept-in-home");
 }
 
@@ -297,8 +300,7 @@ TEST_F(EnvironmentE2E, AnIdleKeeperSleepsAndStopsOnSignal) {
   TerminalClient t(env_address(), session);
   t.send("echo settled-$((4+4))\n");
   ASSERT_TRUE(t.wait_for("settled-8", kWait)) << t.output();
-  pid_t keeper = 0;
-  std::ifstream(sandbox(id) + "/control/keeper.pid") >> keeper;
+  const pid_t keeper = keeper_of(id);
   ASSERT_GT(keeper, 0);
   const auto wakes = [&] { return testing::proc_status(keeper, "voluntary_ctxt_switches"); };
   std::this_thread::sleep_for(std::chrono::milliseconds(200));

@@ -80,6 +80,12 @@ sigset_t g_waiting;
 // Waits up to `timeout` (nullptr: no limit) for `fds`, or for a stop signal.
 int wait_for(pollfd* fds, nfds_t n, const timespec* timeout) { return ppoll(fds, n, timeout, &g_waiting); }
 
+// A second's pause, cut short by a stop signal.
+void pause_a_second() {
+  const timespec second{1, 0};
+  wait_for(nullptr, 0, &second);
+}
+
 class Keeper final {
  public:
   explicit Keeper(Options o) : o_(std::move(o)) {}
@@ -414,8 +420,7 @@ class Keeper final {
     backoff_ = quick ? std::min(backoff_ * 2 + 1, 30) : 0;
     send_output("\r\n[examiso] your shell ended (status " + std::to_string(code) + "); starting a new one\r\n",
                 FrameType::notice);
-    const timespec second{1, 0};
-    for (int s = 0; s < backoff_ && !g_stop; ++s) wait_for(nullptr, 0, &second);
+    for (int s = 0; s < backoff_ && !g_stop; ++s) pause_a_second();
     std::string why;
     if (!g_stop && !start_shell(why)) send_output("\r\n[examiso] " + why + "\r\n", FrameType::notice);
   }
@@ -455,8 +460,7 @@ class Keeper final {
         if (start_shell(why)) {
           fcntl(shell_.master, F_SETFL, O_NONBLOCK);
         } else {
-          const timespec second{1, 0};
-          wait_for(nullptr, 0, &second);
+          pause_a_second();
         }
       }
     }
