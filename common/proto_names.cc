@@ -80,6 +80,7 @@ Json status_json(const v1::SessionStatus& s) {
              {"step_description", s.progress().step_description()}}},
            {"environment_ready", s.environment_ready()},
            {"remaining_seconds", s.remaining_seconds()},
+           {"delayed", s.delayed()},
            {"updated_at", time_json(s.has_updated_at(), s.updated_at())}};
   if (s.display_state() == "error") {
     out["error_reason"] = s.error_reason();

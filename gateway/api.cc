@@ -41,6 +41,8 @@ const std::vector<Route>& Api::routes() {
       {"GET", "/metrics"},
       {"GET", "/v1/exams"},
       {"POST", "/v1/dev/token"},
+      {"POST", "/v1/auth/refresh"},
+      {"POST", "/v1/auth/logout"},
       {"POST", "/v1/sessions"},
       {"GET", "/v1/sessions"},
       {"GET", "/v1/sessions/{id}"},
@@ -94,7 +96,8 @@ Api::Api(Backends& backends, Metrics& metrics, ApiOptions options)
       o_(std::move(options)),
       per_ip_(o_.ip_rate, o_.ip_burst),
       per_user_(o_.user_rate, o_.user_burst),
-      tokens_(o_.token_cache) {}
+      tokens_(o_.token_cache),
+      proxies_(o_.trusted_proxies) {}
 
 void Api::handle(HttpRequest request, Respond respond) {
   auto c = std::make_shared<Context>();
@@ -102,6 +105,7 @@ void Api::handle(HttpRequest request, Respond respond) {
   c->route = m.templ;
   c->session_id = m.id;
   c->request = std::move(request);
+  c->request.client_ip = proxies_.client(c->request.client_ip, c->request.forwarded_for);
   // Count every answer under its route template (unknown paths as one).
   const bool known = std::any_of(routes().begin(), routes().end(), [&](const Route& r) { return r.path == m.templ; });
   if (!known) c->route = "(unknown)";
@@ -109,7 +113,12 @@ void Api::handle(HttpRequest request, Respond respond) {
     metrics_.request(route, r.status, std::chrono::steady_clock::now() - started);
     respond(std::move(r));
   };
-  if (!per_ip_.allow(c->request.client_ip)) return c->fail(Error("RATE_LIMITED", "Too many requests"));
+  // What proves no user counts against its address (a user's requests count
+  // per user, once authenticated).
+  static const std::vector<std::string> anonymous = {"/healthz", "/readyz", "/metrics", "/v1/dev/token",
+                                                     "/v1/sessions/{id}/terminal"};
+  const bool charged = !known || std::find(anonymous.begin(), anonymous.end(), m.templ) != anonymous.end();
+  if (charged && !per_ip_.allow(c->request.client_ip)) return c->fail(Error("RATE_LIMITED", "Too many requests"));
   if (!known) return c->fail(Error("NOT_FOUND", "No such endpoint"));
   const bool method_ok = std::any_of(routes().begin(), routes().end(), [&](const Route& r) {
     return r.path == m.templ && r.method == c->request.method;
@@ -140,6 +149,8 @@ void Api::dispatch(const std::shared_ptr<Context>& c) {
   }
   if (key == "GET /metrics") return c->respond({200, metrics_.render(), "text/plain; version=0.0.4", {}});
   if (key == "POST /v1/dev/token") return dev_token(c);
+  if (key == "POST /v1/auth/refresh") return refresh_token(c);
+  if (key == "POST /v1/auth/logout") return revoke_token(c);
   if (key == "GET /v1/sessions/{id}/terminal")
     return c->fail(Error("INVALID_ARGUMENT", "This endpoint is a WebSocket: send an Upgrade request"));
   authenticate(c, [this, c, key](std::string) {
@@ -155,34 +166,49 @@ void Api::dispatch(const std::shared_ptr<Context>& c) {
   });
 }
 
-void Api::authenticate(const std::shared_ptr<Context>& c, std::function<void(std::string)> next) {
+void Api::unauthenticated(const std::shared_ptr<Context>& c, const std::string& message) {
+  per_ip_.allow(c->request.client_ip);  // a failed authentication costs its address
+  c->fail(Error("UNAUTHENTICATED", message));
+}
+
+std::optional<std::string> Api::bearer(const std::shared_ptr<Context>& c) {
   const std::string& header = c->request.authorization;
-  static const std::string bearer = "Bearer ";
-  if (header.size() <= bearer.size() || header.compare(0, bearer.size(), bearer) != 0 || header.size() > 8192)
-    return c->fail(Error("UNAUTHENTICATED", "A bearer token is required"));
-  const std::string token = header.substr(bearer.size());
+  static const std::string prefix = "Bearer ";
+  if (header.size() <= prefix.size() || header.compare(0, prefix.size(), prefix) != 0 || header.size() > 8192) {
+    unauthenticated(c, "A bearer token is required");
+    return std::nullopt;
+  }
+  std::string token = header.substr(prefix.size());
   // A JWT is base64url and dots: anything else is refused here.
   const bool jwt_chars = std::all_of(token.begin(), token.end(), [](char ch) {
     return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.';
   });
-  if (!jwt_chars) return c->fail(Error("UNAUTHENTICATED", "Invalid or expired token"));
+  if (!jwt_chars) {
+    unauthenticated(c, "Invalid or expired token");
+    return std::nullopt;
+  }
+  return token;
+}
+
+void Api::authenticate(const std::shared_ptr<Context>& c, std::function<void(std::string)> next) {
+  const auto found = bearer(c);
+  if (!found) return;
+  const std::string token = *found;
   const auto proceed = [this, c, next](const std::string& user) {
     if (!per_user_.allow(user)) return c->fail(Error("RATE_LIMITED", "Too many requests"));
     c->user_id = user;
     next(user);
   };
   if (auto user = tokens_.user(token)) return proceed(*user);
+  // A token not known yet, from an address that failed too often: refused
+  // before any more checking (those known go on, whoever shares the address).
+  if (per_ip_.exhausted(c->request.client_ip)) return c->fail(Error("RATE_LIMITED", "Too many requests"));
   v1::VerifyTokenRequest request;
   request.set_token(token);
   auto call = backends_.call<v1::VerifyTokenRequest, v1::VerifyTokenResponse>(std::move(request));
   backends_.identity()->VerifyToken(&call->context, &call->request, &call->response,
                                     [this, c, call, token, proceed](grpc::Status s) {
-                                      if (!s.ok()) {
-                                        const Error e = backends_.error(s, "identity");
-                                        if (e.code() == "UNAUTHENTICATED")
-                                          return c->fail(Error("UNAUTHENTICATED", "Invalid or expired token"));
-                                        return c->fail(e);
-                                      }
+                                      if (!s.ok()) return identity_refused(c, s);
                                       tokens_.remember(token, call->response.user_id(),
                                                        from_proto(call->response.expires_at()));
                                       proceed(call->response.user_id());
@@ -232,7 +258,8 @@ void Api::create_session(const std::shared_ptr<Context>& c) {
                                        [this, c, call](grpc::Status s) {
                                          if (!s.ok()) return c->fail(backends_.error(s, "lifecycle"));
                                          const auto& session = call->response;
-                                         const std::string base = (o_.tls ? "wss://" : "ws://") + c->request.host;
+                                         const std::string base =
+                                             (c->request.secure ? "wss://" : "ws://") + c->request.host;
                                          const std::string id = session.session_id();
                                          c->respond(ok(Json{{"session_id", id},
                                                             {"user_id", session.user_id()},
@@ -346,9 +373,11 @@ void Api::terminate_session(const std::shared_ptr<Context>& c) {
       d->context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(15));
       backends_.environment()->async()->DestroyEnvironment(
           &d->context, &d->request, &d->response, [c, d, call](grpc::Status ds) {
+            const auto& session = call->response.session();
             c->respond(ok(Json{{"session_id", call->response.session_id()},
                                {"lifecycle_state", "terminated"},
-                               {"termination_reason", "submitted"},
+                               {"termination_reason", termination_reason_name(session.termination_reason())},
+                               {"terminated_at", time_json(session.has_terminated_at(), session.terminated_at())},
                                {"environment_released", ds.ok() || ds.error_code() == grpc::StatusCode::NOT_FOUND}}));
           });
     });
@@ -387,10 +416,52 @@ void Api::dev_token(const std::shared_ptr<Context>& c) {
   auto call = backends_.call<v1::IssueTokenRequest, v1::IssueTokenResponse>(std::move(request));
   backends_.identity()->IssueToken(&call->context, &call->request, &call->response, [this, c, call](grpc::Status s) {
     if (!s.ok()) return c->fail(backends_.error(s, "identity"));
-    c->respond(ok(Json{{"token", call->response.token()},
-                       {"user_id", call->response.user_id()},
-                       {"expires_at", time_json(true, call->response.expires_at())}}));
+    c->respond(ok(token_json(call->response)));
   });
+}
+
+Json Api::token_json(const v1::IssueTokenResponse& token) {
+  return Json{{"token", token.token()},
+              {"user_id", token.user_id()},
+              {"expires_at", time_json(true, token.expires_at())}};
+}
+
+void Api::identity_refused(const std::shared_ptr<Context>& c, const grpc::Status& s) {
+  const Error e = backends_.error(s, "identity");
+  if (e.code() == "UNAUTHENTICATED") return unauthenticated(c, "Invalid or expired token");
+  c->fail(e);
+}
+
+std::optional<std::string> Api::token_for_identity(const std::shared_ptr<Context>& c) {
+  if (!per_ip_.exhausted(c->request.client_ip)) return bearer(c);
+  c->fail(Error("RATE_LIMITED", "Too many requests"));
+  return std::nullopt;
+}
+
+void Api::refresh_token(const std::shared_ptr<Context>& c) {
+  const auto token = token_for_identity(c);
+  if (!token) return;
+  v1::RefreshTokenRequest request;
+  request.set_token(*token);
+  auto call = backends_.call<v1::RefreshTokenRequest, v1::IssueTokenResponse>(std::move(request));
+  backends_.identity()->RefreshToken(&call->context, &call->request, &call->response, [this, c, call](grpc::Status s) {
+    if (!s.ok()) return identity_refused(c, s);
+    c->respond(ok(token_json(call->response)));
+  });
+}
+
+void Api::revoke_token(const std::shared_ptr<Context>& c) {
+  const auto token = token_for_identity(c);
+  if (!token) return;
+  v1::RevokeTokenRequest request;
+  request.set_token(*token);
+  auto call = backends_.call<v1::RevokeTokenRequest, v1::RevokeTokenResponse>(std::move(request));
+  backends_.identity()->RevokeToken(&call->context, &call->request, &call->response,
+                                    [this, c, call, token = *token](grpc::Status s) {
+                                      if (!s.ok()) return identity_refused(c, s);
+                                      tokens_.forget(token);
+                                      c->respond(ok(Json{{"revoked", true}}));
+                                    });
 }
 
 bool Api::websocket_route(const std::string& path) const {
@@ -404,6 +475,7 @@ void Api::decide_websocket(HttpRequest request, DecideWs decide) {
   c->route = m.templ;
   c->session_id = m.id;
   c->request = std::move(request);
+  c->request.client_ip = proxies_.client(c->request.client_ip, c->request.forwarded_for);
   c->on_error = [decide](const Error& e) {
     WsDecision d;
     d.close_code = static_cast<uint16_t>(e.kind().ws_close);
@@ -417,7 +489,7 @@ void Api::decide_websocket(HttpRequest request, DecideWs decide) {
     d.refuse = error_response(Error("ACCESS_DENIED", "Origin not allowed"));
     return decide(std::move(d));
   }
-  if (!per_ip_.allow(c->request.client_ip)) return c->fail(Error("RATE_LIMITED", "Too many requests"));
+  if (per_ip_.exhausted(c->request.client_ip)) return c->fail(Error("RATE_LIMITED", "Too many requests"));
   const bool terminal = m.templ == "/v1/sessions/{id}/terminal";
   const auto proceed = [this, c, terminal, decide](const std::string& user) {
     c->user_id = user;
@@ -438,7 +510,11 @@ void Api::decide_websocket(HttpRequest request, DecideWs decide) {
     auto call = backends_.call<v1::RedeemTerminalTicketRequest, v1::RedeemTerminalTicketResponse>(std::move(r));
     return backends_.identity()->RedeemTerminalTicket(
         &call->context, &call->request, &call->response, [this, c, call, proceed](grpc::Status s) {
-          if (!s.ok()) return c->fail(backends_.error(s, "identity"));
+          if (!s.ok()) {
+            const Error e = backends_.error(s, "identity");
+            if (e.code() == "UNAUTHENTICATED") per_ip_.allow(c->request.client_ip);  // a failure costs its address
+            return c->fail(e);
+          }
           proceed(call->response.user_id());
         });
   }

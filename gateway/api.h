@@ -15,10 +15,13 @@ namespace examiso::gateway {
 
 struct ApiOptions {
   std::vector<std::string> allowed_origins;
+  // Per address, requests that prove no user: anonymous ones and failed
+  // authentications. A user's requests count per user only, so an exam hall
+  // behind one address is not refused as it starts.
   double ip_rate = 100, ip_burst = 200;
   double user_rate = 50, user_burst = 100;
   std::chrono::seconds token_cache{30};
-  bool tls = false;
+  std::vector<std::string> trusted_proxies;
 };
 
 struct Route {
@@ -59,12 +62,25 @@ class Api final {
   void terminal_ticket(const std::shared_ptr<Context>& c);
   void list_exams(const std::shared_ptr<Context>& c);
   void dev_token(const std::shared_ptr<Context>& c);
+  void refresh_token(const std::shared_ptr<Context>& c);
+  void revoke_token(const std::shared_ptr<Context>& c);
+  // The bearer token of the request, or nullopt (the caller's address is
+  // charged and the request fails UNAUTHENTICATED).
+  std::optional<std::string> bearer(const std::shared_ptr<Context>& c);
+  // The same for a token that identity checks itself, never the cache (a
+  // revoked token is refused): an address that failed too often is refused first.
+  std::optional<std::string> token_for_identity(const std::shared_ptr<Context>& c);
+  void unauthenticated(const std::shared_ptr<Context>& c, const std::string& message);
+  // An identity call's failure: a refusal is a failed authentication, the rest as it is.
+  void identity_refused(const std::shared_ptr<Context>& c, const grpc::Status& s);
+  static Json token_json(const v1::IssueTokenResponse& token);
 
   Backends& backends_;
   Metrics& metrics_;
   ApiOptions o_;
   RateLimiter per_ip_, per_user_;
   TokenCache tokens_;
+  TrustedProxies proxies_;
 };
 
 }  // namespace examiso::gateway

@@ -20,7 +20,9 @@ struct HttpRequest {
   std::string host;
   std::string content_type;
   std::string body;
-  std::string client_ip;
+  std::string client_ip;      // the peer's address (Api replaces it with a trusted proxy's client)
+  std::string forwarded_for;  // X-Forwarded-For as sent
+  bool secure = false;        // arrived over TLS
 };
 
 struct HttpResponse {

@@ -14,7 +14,7 @@ int main(int argc, char** argv) {
     api_options.user_rate = config.number("gateway.rate_limit_user_per_second");
     api_options.user_burst = config.number("gateway.rate_limit_user_burst");
     api_options.token_cache = std::chrono::seconds(config.integer("gateway.token_cache_seconds"));
-    api_options.tls = !config.str("gateway.tls_cert_file").empty();
+    api_options.trusted_proxies = config.list("gateway.trusted_proxies");
     gateway::Api api(backends, metrics, api_options);
 
     gateway::ServerOptions options;
@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
     options.threads = static_cast<int>(config.integer("gateway.threads"));
     options.tls_cert_file = config.str("gateway.tls_cert_file");
     options.tls_key_file = config.str("gateway.tls_key_file");
+    options.plain_with_tls = config.boolean("gateway.plain_http_with_tls");
     options.header_limit = static_cast<size_t>(config.integer("gateway.header_limit_bytes"));
     options.body_limit = static_cast<size_t>(config.integer("gateway.body_limit_bytes"));
     options.ws_message_limit = static_cast<size_t>(config.integer("gateway.ws_message_limit_bytes"));

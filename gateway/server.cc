@@ -4,6 +4,7 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
+#include <boost/beast/core/detect_ssl.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
@@ -189,7 +190,9 @@ class WsSession final : public WsPeer, public std::enable_shared_from_this<WsSes
 template <class Stream>
 class HttpSession final : public std::enable_shared_from_this<HttpSession<Stream>> {
  public:
-  HttpSession(Stream&& stream, Shared& shared) : stream_(std::move(stream)), shared_(shared) {
+  // `read`: bytes already read from the connection (by TLS detection).
+  HttpSession(Stream&& stream, Shared& shared, beast::flat_buffer read = {})
+      : stream_(std::move(stream)), shared_(shared), buffer_(std::move(read)) {
     beast::error_code ec;
     const auto remote = socket_of(stream_).remote_endpoint(ec);
     client_ip_ = ec ? "unknown" : remote.address().to_string();
@@ -261,6 +264,8 @@ class HttpSession final : public std::enable_shared_from_this<HttpSession<Stream
     r.content_type = std::string(req[http::field::content_type]);
     r.body = std::move(req.body());
     r.client_ip = client_ip_;
+    r.forwarded_for = std::string(req["X-Forwarded-For"]);
+    r.secure = std::is_same_v<Stream, TlsStream>;
     const http::verb verb = req.method();
 
     if (!r.path.starts_with("/") || !is_valid_utf8(r.path)) {
@@ -358,7 +363,9 @@ class Listener final : public std::enable_shared_from_this<Listener> {
   void on_accept(beast::error_code ec, tcp::socket socket) {
     if (!ec) {
       socket.set_option(tcp::no_delay(true), ec);
-      if (shared_.tls) {
+      if (shared_.tls && shared_.o.plain_with_tls) {
+        detect(PlainStream(std::move(socket)));
+      } else if (shared_.tls) {
         auto stream = std::make_shared<TlsStream>(std::move(socket), *shared_.tls);
         beast::get_lowest_layer(*stream).expires_after(shared_.o.request_timeout);
         stream->async_handshake(ssl::stream_base::server, [stream, &shared = shared_](beast::error_code hec) {
@@ -369,6 +376,24 @@ class Listener final : public std::enable_shared_from_this<Listener> {
       }
     }
     accept();
+  }
+
+  // TLS or plain HTTP on one port, by the first bytes of the connection.
+  void detect(PlainStream plain) {
+    auto stream = std::make_shared<PlainStream>(std::move(plain));
+    auto buffer = std::make_shared<beast::flat_buffer>();
+    stream->expires_after(shared_.o.request_timeout);
+    beast::async_detect_ssl(*stream, *buffer, [stream, buffer, &shared = shared_](beast::error_code ec, bool tls) {
+      if (ec) return;
+      if (!tls) return std::make_shared<HttpSession<PlainStream>>(std::move(*stream), shared, std::move(*buffer))->run();
+      auto secure = std::make_shared<TlsStream>(std::move(*stream), *shared.tls);
+      secure->async_handshake(ssl::stream_base::server, buffer->data(),
+                              [secure, buffer, &shared](beast::error_code hec, size_t used) {
+                                if (hec) return;
+                                buffer->consume(used);
+                                std::make_shared<HttpSession<TlsStream>>(std::move(*secure), shared)->run();
+                              });
+    });
   }
 
   net::io_context& ioc_;

@@ -13,6 +13,9 @@ struct ServerOptions {
   std::string listen = "127.0.0.1:3000";
   int threads = 0;  // 0: one per core
   std::string tls_cert_file, tls_key_file;
+  // With a certificate, also answer plain HTTP on the same port (each
+  // connection's first byte tells which): development only.
+  bool plain_with_tls = false;
   size_t header_limit = 8192;
   size_t body_limit = 65536;
   size_t ws_message_limit = 65536;

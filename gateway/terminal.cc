@@ -1,10 +1,13 @@
 #include "gateway/terminal.h"
 
+#include <grpcpp/alarm.h>
+
 #include <deque>
 #include <mutex>
 
 #include "common/log.h"
 #include "common/proto_names.h"
+#include "common/proto_time.h"
 #include "gateway/api.h"
 
 namespace examiso::gateway {
@@ -80,17 +83,45 @@ class StatusStream final : public WsHandler,
   std::shared_ptr<StatusStream> self_;
 };
 
+using SystemTime = TimePoint;
+
+std::optional<SystemTime> deadline_of(bool set, const google::protobuf::Timestamp& t) {
+  return set ? std::optional(from_proto(t)) : std::nullopt;
+}
+
+// What the candidate is told at the deadline, by the gateway's own clock
+// (whoever terminates the session, and whenever).
+const Json& time_expired() {
+  static const Json j{{"type", "termination"}, {"reason", "time_expired"}, {"message", "Your exam time has expired"}};
+  return j;
+}
+
 // /v1/sessions/{id}/terminal: WebSocket <-> environment.Attach, plus the
-// session's status (remaining time, termination) from WatchSession.
+// session's status (remaining time, termination) from WatchSession, and the
+// deadline kept by the gateway's own clock.
 class TerminalBridge final : public WsHandler, public std::enable_shared_from_this<TerminalBridge> {
  public:
-  TerminalBridge(Backends& backends, Metrics& metrics, std::string session_id)
-      : backends_(backends), metrics_(metrics), session_id_(std::move(session_id)), attach_(*this), watch_(*this) {}
+  TerminalBridge(Backends& backends, Metrics& metrics, std::string session_id, std::optional<SystemTime> deadline)
+      : backends_(backends),
+        metrics_(metrics),
+        session_id_(std::move(session_id)),
+        deadline_(deadline),
+        attach_(*this),
+        watch_(*this) {}
 
   void start(std::shared_ptr<WsPeer> peer) override {
+    metrics_.websocket_opened("terminal");
+    if (deadline_ && *deadline_ <= std::chrono::system_clock::now()) {
+      // Past its time (nobody has terminated it yet): no terminal any more.
+      closing_ = true;
+      peer->send(compact_json(time_expired()));
+      peer->close(1000, "session ended");
+      metrics_.websocket_closed("terminal");
+      return;
+    }
     peer_ = std::move(peer);
     self_ = shared_from_this();
-    metrics_.websocket_opened("terminal");
+    if (deadline_) arm(*deadline_);
     attach_.begin();
     watch_.begin();
   }
@@ -125,6 +156,7 @@ class TerminalBridge final : public WsHandler, public std::enable_shared_from_th
     }
     attach_.context.TryCancel();
     watch_.context.TryCancel();
+    disarm();
   }
 
  private:
@@ -134,6 +166,7 @@ class TerminalBridge final : public WsHandler, public std::enable_shared_from_th
   }
 
   void finish(uint16_t code, const std::string& reason, const Json& last_message = Json()) {
+    std::unique_ptr<grpc::Alarm> alarm;
     std::lock_guard lock(mutex_);
     if (closing_ || !peer_) return;
     closing_ = true;
@@ -141,6 +174,31 @@ class TerminalBridge final : public WsHandler, public std::enable_shared_from_th
     peer_->close(code, reason);
     attach_.context.TryCancel();
     watch_.context.TryCancel();
+    alarm = std::move(alarm_);  // cancelled as it goes, after the lock
+  }
+
+  // The deadline, by this gateway's clock: a new one replaces the old (an
+  // extension), whose alarm is cancelled as it goes.
+  void arm(SystemTime deadline) {
+    {
+      std::lock_guard lock(mutex_);
+      if (closing_ || armed_ == deadline) return;  // the usual case: every status repeats it
+    }
+    auto alarm = std::make_unique<grpc::Alarm>();
+    std::weak_ptr<TerminalBridge> weak = shared_from_this();
+    alarm->Set(deadline, [weak](bool fired) {
+      if (auto self = weak.lock(); self && fired) self->finish(1000, "session ended", time_expired());
+    });
+    std::lock_guard lock(mutex_);
+    if (closing_ || armed_ == deadline) return;  // `alarm` goes, cancelled
+    armed_ = deadline;
+    std::swap(alarm, alarm_);
+  }
+
+  void disarm() {
+    std::unique_ptr<grpc::Alarm> alarm;
+    std::lock_guard lock(mutex_);
+    alarm = std::move(alarm_);
   }
 
   void finish_ended(const v1::SessionStatus& s) {
@@ -174,6 +232,7 @@ class TerminalBridge final : public WsHandler, public std::enable_shared_from_th
   void reactor_done() {
     std::unique_lock lock(mutex_);
     if (--running_ > 0) return;
+    auto alarm = std::move(alarm_);
     metrics_.websocket_closed("terminal");
     peer_.reset();
     auto self = std::move(self_);
@@ -230,6 +289,7 @@ class TerminalBridge final : public WsHandler, public std::enable_shared_from_th
     }
 
     void OnReadDone(bool ok) override {
+      if (ok && in_.has_ended()) opened_elsewhere_ = in_.ended().opened_elsewhere();
       if (!ok || in_.has_ended()) return;  // OnDone follows
       const std::string text = utf8_text(carry_, in_.output());
       b_.metrics_.terminal_bytes(true, in_.output().size());
@@ -262,6 +322,9 @@ class TerminalBridge final : public WsHandler, public std::enable_shared_from_th
         const Error e = b_.backends_.error(s, "environment");
         log::warn("terminal_attach_failed", {{"session_id", b_.session_id_}, {"code", e.code()}});
         b_.finish(static_cast<uint16_t>(e.kind().ws_close), "terminal unavailable");
+      } else if (opened_elsewhere_) {
+        // A newer connection (another tab) has the terminal: the session goes on.
+        b_.finish(static_cast<uint16_t>(error_kind("TERMINAL_OPENED_ELSEWHERE").ws_close), "opened elsewhere");
       } else {
         b_.environment_ended();
       }
@@ -274,6 +337,7 @@ class TerminalBridge final : public WsHandler, public std::enable_shared_from_th
     std::deque<v1::AttachRequest> queue_;
     size_t queued_ = 0;
     bool writing_ = false, paused_ = false, done_ = false;
+    bool opened_elsewhere_ = false;  // the stream's end said so
     v1::AttachResponse in_;
     std::string carry_;
   };
@@ -293,6 +357,7 @@ class TerminalBridge final : public WsHandler, public std::enable_shared_from_th
     void OnReadDone(bool ok) override {
       if (!ok) return;
       if (ended(status_.lifecycle_state())) return b_.finish_ended(status_);
+      if (const auto deadline = deadline_of(status_.has_deadline(), status_.deadline())) b_.arm(*deadline);
       b_.peer_send(Json{{"type", "status"},
                         {"state", state_name(status_.lifecycle_state())},
                         {"remaining_seconds", status_.remaining_seconds()}});
@@ -314,7 +379,10 @@ class TerminalBridge final : public WsHandler, public std::enable_shared_from_th
   Backends& backends_;
   Metrics& metrics_;
   std::string session_id_;
+  std::optional<SystemTime> deadline_;  // as known when the terminal opened
   std::mutex mutex_;
+  std::unique_ptr<grpc::Alarm> alarm_;
+  std::optional<SystemTime> armed_;
   std::shared_ptr<WsPeer> peer_;
   std::shared_ptr<TerminalBridge> self_;
   bool closing_ = false;
@@ -383,7 +451,8 @@ void open_terminal(Backends& backends, Metrics& metrics, const std::string& sess
     if (state != v1::SESSION_STATE_READY && state != v1::SESSION_STATE_RUNNING)
       return close_with(decide, Error("SESSION_NOT_READY", "The session is not ready yet"));
     // The terminal decision, logged like any other; then attach.
-    auto authorize = [&backends, &metrics, session_id, user_id, client_ip, decide]() mutable {
+    auto authorize = [&backends, &metrics, session_id, user_id, client_ip,
+                      decide](std::optional<SystemTime> deadline) mutable {
       v1::AuthorizeRequest a;
       a.set_session_id(session_id);
       a.set_user_id(user_id);
@@ -391,14 +460,16 @@ void open_terminal(Backends& backends, Metrics& metrics, const std::string& sess
       a.set_client_ip(client_ip);
       auto ac = backends.call<v1::AuthorizeRequest, v1::AuthorizeResponse>(std::move(a));
       backends.access()->Authorize(&ac->context, &ac->request, &ac->response,
-                                   [&backends, &metrics, ac, session_id, decide](grpc::Status as) mutable {
+                                   [&backends, &metrics, ac, session_id, deadline, decide](grpc::Status as) mutable {
                                      if (!as.ok()) return close_with(decide, backends.error(as, "access"));
                                      WsDecision d;
-                                     d.handler = std::make_shared<TerminalBridge>(backends, metrics, session_id);
+                                     d.handler =
+                                         std::make_shared<TerminalBridge>(backends, metrics, session_id, deadline);
                                      decide(std::move(d));
                                    });
     };
-    if (state == v1::SESSION_STATE_RUNNING) return authorize();
+    const auto& session = call->response;
+    if (state == v1::SESSION_STATE_RUNNING) return authorize(deadline_of(session.has_deadline(), session.deadline()));
     // Connecting to a ready session starts the exam.
     v1::TransitionRequest t;
     t.set_session_id(session_id);
@@ -408,12 +479,15 @@ void open_terminal(Backends& backends, Metrics& metrics, const std::string& sess
     auto tc = backends.call<v1::TransitionRequest, v1::TransitionResponse>(std::move(t));
     backends.lifecycle()->Transition(&tc->context, &tc->request, &tc->response,
                                      [&backends, tc, authorize, decide](grpc::Status ts) mutable {
-                                       // Someone else may have started it first: fine.
+                                       // Someone else may have started it first: fine (its
+                                       // deadline comes with the first status).
                                        if (!ts.ok()) {
                                          const Error e = backends.error(ts, "lifecycle");
                                          if (e.code() != "INVALID_TRANSITION") return close_with(decide, e);
+                                         return authorize(std::nullopt);
                                        }
-                                       authorize();
+                                       const auto& s = tc->response.session();
+                                       authorize(deadline_of(s.has_deadline(), s.deadline()));
                                      });
   });
 }

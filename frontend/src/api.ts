@@ -31,12 +31,14 @@ export interface Status {
   progress?: { current_step: number; total_steps: number; step_description: string };
   environment_ready: boolean;
   remaining_seconds: number;
+  delayed?: boolean; // still being prepared well past the usual time
   error_reason?: string;
   recoverable?: boolean;
 }
 
 const TOKEN_KEY = 'examiso.token';
 const USER_KEY = 'examiso.user';
+const RECEIVED_KEY = 'examiso.token_received'; // this browser's clock when the token arrived
 
 export const auth = {
   get token(): string | null {
@@ -48,12 +50,66 @@ export const auth = {
   save(token: string, label: string) {
     localStorage.setItem(TOKEN_KEY, token);
     localStorage.setItem(USER_KEY, label);
+    localStorage.setItem(RECEIVED_KEY, String(Date.now()));
+    keepFresh();
   },
   clear() {
     localStorage.removeItem(TOKEN_KEY);
     localStorage.removeItem(USER_KEY);
+    localStorage.removeItem(RECEIVED_KEY);
+    clearTimeout(refreshTimer);
   },
 };
+
+// The token's lifetime in seconds, from its own claims (iat, exp); 0 when unreadable.
+function lifetime(token: string): number {
+  try {
+    const claims = JSON.parse(atob(token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')));
+    if (typeof claims.exp !== 'number') return 0;
+    const issued = typeof claims.iat === 'number' ? claims.iat : Date.now() / 1000;
+    return Math.max(0, claims.exp - issued);
+  } catch {
+    return 0;
+  }
+}
+
+// A token is swapped for a fresh one when three quarters of its lifetime have
+// passed, measured from its arrival on this browser's own clock (so a clock
+// that is wrong does not matter), so that a candidate is never sent back to
+// sign-in during an exam. Every tab does it; the newest token is shared.
+let refreshTimer = 0;
+export function keepFresh() {
+  clearTimeout(refreshTimer);
+  const token = auth.token;
+  if (!token) return;
+  const seconds = lifetime(token);
+  if (seconds <= 0) return;
+  const received = Number(localStorage.getItem(RECEIVED_KEY) ?? Date.now());
+  const due = received + seconds * 750 - Date.now();
+  refreshTimer = window.setTimeout(refresh, Math.max(1000, due));
+}
+
+async function refresh() {
+  const token = auth.token;
+  if (!token) return;
+  // Another tab may have refreshed it meanwhile: then this is not due yet.
+  const received = Number(localStorage.getItem(RECEIVED_KEY) ?? 0);
+  if (Date.now() < received + lifetime(token) * 750 - 1000) return keepFresh();
+  try {
+    const r = await call<{ token: string }>('POST', '/v1/auth/refresh');
+    if (auth.token === token) auth.save(r.token, auth.user ?? 'candidate');
+    else keepFresh();
+  } catch (e) {
+    // A token that is no longer valid cannot be refreshed: the next request
+    // says so. Anything else (the gateway unreachable) is tried again soon.
+    if (!(e instanceof ApiError && e.code === 'UNAUTHENTICATED')) {
+      refreshTimer = window.setTimeout(refresh, 5000);
+    }
+  }
+}
+window.addEventListener('storage', (ev) => {
+  if (ev.key === TOKEN_KEY) keepFresh();
+});
 
 // One request; the envelope's data, or an ApiError (status 0: the gateway is unreachable).
 export async function call<T>(method: string, path: string, body?: unknown): Promise<T> {

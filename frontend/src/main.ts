@@ -5,7 +5,7 @@ import '@xterm/xterm/css/xterm.css';
 import './style.css';
 import { Terminal } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
-import { ACTIVE_STATES, ApiError, Exam, SessionSummary, Status, auth, call, socketUrl } from './api';
+import { ACTIVE_STATES, ApiError, Exam, SessionSummary, Status, auth, call, keepFresh, socketUrl } from './api';
 import { Countdown } from './countdown';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -204,7 +204,8 @@ function progress(sessionId: string) {
       if (i === step) li.setAttribute('aria-current', 'step');
       else li.removeAttribute('aria-current');
     });
-    message.textContent = s.progress?.step_description || s.message;
+    message.textContent = s.delayed ? s.message : s.progress?.step_description || s.message;
+    message.classList.toggle('delayed', !!s.delayed);
     if (s.display_state === 'ready' || s.display_state === 'running') {
       done = true;
       terminalView(sessionId);
@@ -253,8 +254,9 @@ function failed(s: Status) {
     : 'Please contact your exam proctor with the time shown on your screen.';
   show('failed', el('section', { className: 'card' },
     el('h1', { textContent: 'Your exam environment could not be prepared' }),
-    el('p', { className: 'error', textContent: s.error_reason || s.message }),
+    el('p', { className: 'error', textContent: s.message }),
     el('p', { textContent: what }),
+    el('p', { className: 'reference', textContent: s.error_reason ? `Reference for your proctor: ${s.error_reason}` : '' }),
     again));
 }
 
@@ -361,6 +363,9 @@ function terminalView(sessionId: string) {
         case 4005:
           finished = true;
           return progress(sessionId);
+        case 4008:
+          finished = true;
+          return elsewhere(sessionId);
         case 4001:
           auth.clear();
           finished = true;
@@ -398,6 +403,17 @@ function terminalView(sessionId: string) {
   };
 }
 
+// Another tab or device opened this exam's terminal: the exam goes on there.
+function elsewhere(sessionId: string) {
+  const here = el('button', { type: 'button', textContent: 'Continue here' });
+  here.addEventListener('click', () => terminalView(sessionId));
+  show('elsewhere', el('section', { className: 'card' },
+    el('h1', { textContent: 'Your exam is open in another window' }),
+    el('p', { textContent: 'Your exam is still running there, and its time is still counting. ' +
+      'You can continue in this window instead; the other one then stops.' }),
+    here));
+}
+
 function ended(message: string) {
   const back = el('button', { type: 'button', textContent: 'Back to my exams' });
   back.addEventListener('click', () => home());
@@ -407,7 +423,9 @@ function ended(message: string) {
 
 // --- start ------------------------------------------------------------------------
 
-signOutButton.addEventListener('click', () => {
+signOutButton.addEventListener('click', async () => {
+  // The token is revoked, not only forgotten (best effort: sign-out never waits on it).
+  await Promise.race([call('POST', '/v1/auth/logout').catch(() => {}), new Promise((r) => setTimeout(r, 2000))]);
   auth.clear();
   signIn();
 });
@@ -420,4 +438,5 @@ if (fromProvider) {
   auth.save(fromProvider, 'candidate');
   history.replaceState(null, '', location.pathname);
 }
+keepFresh();
 home();

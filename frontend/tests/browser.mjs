@@ -3,7 +3,9 @@
 // Screenshots of each step go to EXAMISO_ARTIFACTS (default
 // ../test-artifacts/browser). Exits non-zero on the first failed step.
 // With EXAMISO_CONTROL (a directory), the test that runs this script stops and
-// starts the gateway on request, to drop the connection under a live page.
+// starts a service on request (the gateway, to drop the connection under a
+// live page; the environment service, to see a start that cannot progress).
+// The platform's tokens live EXAMISO_TOKEN_TTL seconds (shorter than an exam).
 import { chromium } from 'playwright-core';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -57,8 +59,8 @@ async function signIn(page, name) {
   await page.getByLabel('Your name').fill(name);
   await page.getByRole('button', { name: 'Sign in' }).click();
 }
-// Asks the test around this script to do something (stop-gateway,
-// start-gateway) and waits until it is done (the request file is gone).
+// Asks the test around this script to do something (stop-<service>,
+// start-<service>) and waits until it is done (the request file is gone).
 async function control(request) {
   const dir = process.env.EXAMISO_CONTROL;
   if (!dir) throw new Error(`EXAMISO_CONTROL is not set: cannot ${request}`);
@@ -140,6 +142,41 @@ try {
     await typeLine(page, 'echo "mark-$MARK"; ls -1 | sed "s/^/found:/"');
     await waitForOutput(page, /mark-4242/);
     await waitForOutput(page, /found:proof-42\.txt/);
+  });
+
+  await step(page, 'the sign-in outlives its token: refreshed in the background, never back to sign-in', async () => {
+    const ttl = Number(process.env.EXAMISO_TOKEN_TTL ?? 0);
+    check(ttl > 0 && ttl < 7200, `the platform's token lifetime (${ttl} s) must be shorter than the exam`);
+    const first = await page.evaluate(() => localStorage.getItem('examiso.token'));
+    const exp = JSON.parse(Buffer.from(first.split('.')[1], 'base64url').toString()).exp;
+    // Past the first token's expiry (by the server's clock, as the token says).
+    await page.waitForTimeout(Math.max(0, exp * 1000 - Date.now()) + 2000);
+    const now = await page.evaluate(async (old) => {
+      const r = await fetch('/v1/sessions', { headers: { Authorization: `Bearer ${old}` } });
+      return { token: localStorage.getItem('examiso.token'), oldStatus: r.status };
+    }, first);
+    check(now.oldStatus === 401, `the first token still works (${now.oldStatus}): the test did not wait past it`);
+    check(now.token && now.token !== first, 'the token was not refreshed');
+    await page.reload();
+    await page.locator('.xterm-rows').waitFor({ timeout: WAIT });
+    await typeLine(page, 'echo "still-$MARK"');
+    await waitForOutput(page, /^still-4242\s*$/);
+  });
+
+  await step(page, 'a second tab takes the terminal; the first says so and can take it back', async () => {
+    const second = await page.context().newPage();
+    await second.goto(base);
+    await second.locator('.xterm-rows').waitFor({ timeout: WAIT });
+    await page.getByRole('heading', { name: 'Your exam is open in another window' }).waitFor({ timeout: WAIT });
+    check(!(await page.getByRole('heading', { name: 'Submitted' }).count()), 'the first tab shows an end screen');
+    await typeLine(second, 'echo "tab2-$MARK"');
+    await waitForOutput(second, /^tab2-4242\s*$/);
+    await page.getByRole('button', { name: 'Continue here' }).click();
+    await page.locator('.xterm-rows').waitFor({ timeout: WAIT });
+    await second.getByRole('heading', { name: 'Your exam is open in another window' }).waitFor({ timeout: WAIT });
+    await typeLine(page, 'echo "tab1-$MARK"');
+    await waitForOutput(page, /^tab1-4242\s*$/);
+    await second.close();
   });
 
   await step(page, 'the connection drops, the page says so and comes back to the same shell', async () => {
@@ -233,6 +270,26 @@ try {
     await oneMinute.getByRole('alert').filter({ hasText: '1 minute left' }).waitFor({ timeout: WAIT });
     const seen = await alerts(oneMinute);
     check(!seen.some((a) => a.includes('5 minutes')), `alerts: ${JSON.stringify(seen)}`);
+  });
+
+  // A start that cannot progress (the environment service is down): the page
+  // says it takes longer than usual within 10 s, then why it failed.
+  const stuck = await candidatePage();
+  await step(stuck, 'a start that cannot progress says so, then why it failed', async () => {
+    await signIn(stuck, `gina-${Date.now()}`);
+    await stuck.getByRole('heading', { name: 'Your exams' }).waitFor({ timeout: WAIT });
+    await control('stop-environment');
+    try {
+      const clicked = Date.now();
+      await stuck.getByRole('button', { name: 'Start exam: Fifteen-second start' }).click();
+      await stuck.getByText('This is taking longer than usual').waitFor({ timeout: 10_000 });
+      check(Date.now() - clicked <= 10_500, `"taking longer than usual" after ${Date.now() - clicked} ms`);
+      await stuck.getByRole('heading', { name: 'Your exam environment could not be prepared' }).waitFor({ timeout: WAIT });
+      const reason = await stuck.locator('.error').first().textContent();
+      check(/platform is having trouble/.test(reason), `reason shown: ${reason}`);
+    } finally {
+      await control('start-environment');
+    }
   });
 
   // An environment that cannot be prepared: the classified reason and what to do, no spinner.

@@ -97,6 +97,7 @@ std::vector<EnvironmentView> GrpcPlatform::environments(const std::vector<std::s
     if (v1::EnvironmentStatus_Parse(upper, &status)) request.add_statuses(status);
   }
   request.set_limit(10000);
+  request.set_current_only(true);
   v1::ListEnvironmentsResponse response;
   grpc::ClientContext c;
   deadline(c);

@@ -52,6 +52,8 @@ class Platform {
   virtual bool transition(const std::string& session_id, const std::string& expected_from, const std::string& to,
                           const std::string& termination_reason, const std::string& failure_class,
                           const std::string& reason) = 0;
+  // Each session's current environment (its newest), when in `statuses`:
+  // an older attempt's record (an interrupted create, say) is history.
   virtual std::vector<EnvironmentView> environments(const std::vector<std::string>& statuses) = 0;
   virtual std::optional<EnvironmentView> environment(const std::string& session_id) = 0;
   // False when the session never had an environment.

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/errors.h"
 
 namespace examiso::environment {
@@ -48,6 +49,8 @@ class Terminal {
   // A descriptor that polls readable whenever read() would not wait, so that
   // one thread can wait on many terminals.
   virtual int wait_fd() const = 0;
+  // Once read() has ended: whether because a newer client opened the terminal.
+  virtual bool opened_elsewhere() const { return false; }
 };
 
 class SandboxDriver {
@@ -71,6 +74,14 @@ class SandboxDriver {
   }
   // Every environment this driver has on its node, by id.
   virtual std::vector<std::string> list() = 0;
+  // Whether its environments carry a deadline of their own (a pod's
+  // activeDeadlineSeconds, a backstop should every cleanup fail), which then
+  // follows the session's once its clock runs: follow_deadline, idempotent.
+  virtual bool follows_deadlines() const { return false; }
+  virtual void follow_deadline(const std::string& environment_id, TimePoint deadline) {
+    (void)environment_id;
+    (void)deadline;
+  }
   // Throws Error ENVIRONMENT_NOT_FOUND when it is not running.
   virtual std::unique_ptr<Terminal> attach(const std::string& environment_id, uint16_t cols, uint16_t rows) = 0;
 };

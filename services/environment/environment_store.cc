@@ -145,17 +145,20 @@ EnvironmentRecord EnvironmentStore::set_status(const std::string& environment_id
 }
 
 std::vector<EnvironmentRecord> EnvironmentStore::list(const std::vector<Status>& statuses, const std::string& node,
-                                                      int limit, bool pooled) {
+                                                      int limit, bool pooled, bool current_only) {
   std::string array = "{";
   for (size_t i = 0; i < statuses.size(); ++i) array += (i ? "," : "") + std::string(name(statuses[i]));
   array += "}";
   auto conn = pool_.acquire();
-  const PgResult r = conn->exec("SELECT " + columns() +
-                                    " FROM execution_environments WHERE ($1::text[] IS NULL OR status = ANY($1::text[]))"
-                                    " AND ($2::text IS NULL OR node = $2) AND ($4::boolean OR session_id IS NOT NULL)"
-                                    " ORDER BY created_at DESC LIMIT $3",
-                                {statuses.empty() ? std::optional<std::string>() : array,
-                                 node.empty() ? std::optional<std::string>() : node, limit, pooled});
+  const PgResult r = conn->exec(
+      "SELECT " + columns() +
+          " FROM execution_environments e WHERE ($1::text[] IS NULL OR status = ANY($1::text[]))"
+          " AND ($2::text IS NULL OR node = $2) AND ($4::boolean OR session_id IS NOT NULL)"
+          " AND NOT ($5::boolean AND EXISTS (SELECT 1 FROM execution_environments n"
+          "  WHERE n.session_id = e.session_id AND n.created_at > e.created_at))"
+          " ORDER BY created_at DESC LIMIT $3",
+      {statuses.empty() ? std::optional<std::string>() : array, node.empty() ? std::optional<std::string>() : node,
+       limit, pooled, current_only});
   std::vector<EnvironmentRecord> out;
   for (int i = 0; i < r.rows(); ++i) out.push_back(read(r, i));
   return out;

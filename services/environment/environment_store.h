@@ -60,8 +60,9 @@ class EnvironmentStore final {
                                          const std::string& session_id, const std::string& pod_name);
 
   // `pooled`: also the warm pool's environments (no session yet).
+  // `current_only`: only records that are their session's newest.
   std::vector<EnvironmentRecord> list(const std::vector<Status>& statuses, const std::string& node, int limit,
-                                      bool pooled = true);
+                                      bool pooled = true, bool current_only = false);
 
  private:
   PgPool& pool_;

@@ -223,9 +223,10 @@ DestroyResult Environments::destroy(const std::string& session_id_in, const std:
   return {done, false};
 }
 
-std::vector<EnvironmentRecord> Environments::list(const std::vector<Status>& statuses, int limit) {
+std::vector<EnvironmentRecord> Environments::list(const std::vector<Status>& statuses, int limit,
+                                                  bool current_only) {
   require_limit(limit, 10000);
-  return store_.list(statuses, "", limit, false);
+  return store_.list(statuses, "", limit, false, current_only);
 }
 
 std::unique_ptr<Terminal> Environments::attach(const std::string& session_id_in, uint16_t cols, uint16_t rows) {
@@ -236,6 +237,21 @@ std::unique_ptr<Terminal> Environments::attach(const std::string& session_id_in,
     throw Error("SESSION_NOT_READY", "The environment is still being created");
   if (r->status != Status::running) throw Error("SESSION_TERMINATED", "The environment has ended");
   return driver_.attach(r->environment_id, cols, rows);
+}
+
+void Environments::stop_all(const std::string& reason) {
+  for (const auto& r : store_.list({Status::pending, Status::creating, Status::running, Status::terminating}, o_.node,
+                                   100000)) {
+    if (r.driver != driver_.name()) continue;
+    driver_.destroy(r.environment_id);
+    if (r.session_id.empty()) {
+      store_.set_status(r.environment_id, Status::destroyed);
+    } else {
+      store_.set_status(r.environment_id, Status::error, reason);
+    }
+  }
+  for (const auto& id : driver_.list()) driver_.destroy(id);  // what has no record
+  log::info("environments_stopped", {{"reason", reason}});
 }
 
 ReconcileReport Environments::reconcile(bool starting) {
@@ -276,7 +292,26 @@ ReconcileReport Environments::reconcile(bool starting) {
     report.destroyed_orphans.push_back(id);
     log::warn("environment_reconciled", {{"environment_id", id}, {"action", "destroyed_orphan"}});
   }
+  if (driver_.follows_deadlines()) follow_deadlines(records);
   return report;
+}
+
+void Environments::follow_deadlines(const std::vector<EnvironmentRecord>& records) {
+  const auto deadlines = sessions_.running_deadlines();
+  std::map<std::string, TimePoint> followed;
+  for (const auto& r : records) {
+    const auto d = deadlines.find(r.session_id);
+    if (r.status != Status::running || d == deadlines.end()) continue;
+    const auto known = deadlines_followed_.find(r.environment_id);
+    try {
+      if (known == deadlines_followed_.end() || known->second != d->second)
+        driver_.follow_deadline(r.environment_id, d->second);
+      followed[r.environment_id] = d->second;
+    } catch (const std::exception& e) {
+      log::warn("deadline_not_followed", {{"environment_id", r.environment_id}, {"message", e.what()}});
+    }
+  }
+  deadlines_followed_ = std::move(followed);
 }
 
 }  // namespace examiso::environment

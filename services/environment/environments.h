@@ -34,6 +34,8 @@ class Sessions {
   virtual std::vector<Exam> exams() = 0;               // the catalog
   // created -> initializing; a session already initializing is fine.
   virtual void start_initializing(const std::string& session_id) = 0;
+  // The deadline of every running session, by session id.
+  virtual std::map<std::string, TimePoint> running_deadlines() = 0;
 };
 
 struct EnvironmentOptions {
@@ -68,14 +70,20 @@ class Environments final {
   EnvironmentRecord create(const std::string& session_id, std::chrono::seconds timeout);
   EnvironmentRecord get(const std::string& session_id);  // ENVIRONMENT_NOT_FOUND
   DestroyResult destroy(const std::string& session_id, const std::string& reason);
-  std::vector<EnvironmentRecord> list(const std::vector<Status>& statuses, int limit);
+  std::vector<EnvironmentRecord> list(const std::vector<Status>& statuses, int limit, bool current_only = false);
   // SESSION_NOT_READY while creating, ENVIRONMENT_NOT_FOUND / SESSION_TERMINATED otherwise.
   std::unique_ptr<Terminal> attach(const std::string& session_id, uint16_t cols, uint16_t rows);
 
   // Destroys sandboxes without a live record and marks records whose sandbox
   // vanished as `error`. At start-up (`starting`) records left `creating` or
-  // `terminating` by a crash are finished too.
+  // `terminating` by a crash are finished too. A driver that follows
+  // deadlines is given each running session's.
   ReconcileReport reconcile(bool starting);
+
+  // Ends every environment of this node, pooled or a session's (whose record
+  // then says `error`: its session has lost it). For a development platform
+  // stopping, never a production node, where sandboxes outlive the service.
+  void stop_all(const std::string& reason);
 
   // The warm pool: keeps pool_size ready environments per exam of the catalog
   // on this node (made one at a time, woken by each claim), retires those of
@@ -87,6 +95,7 @@ class Environments final {
 
  private:
   void refill_pool(const std::atomic<bool>& stop);
+  void follow_deadlines(const std::vector<EnvironmentRecord>& records);
   EnvironmentRecord new_record(const std::string& session_id, const std::string& pod_name) const;
   // Makes the environment of an inserted record; its status follows.
   EnvironmentRecord provision(const EnvironmentRecord& inserted, EnvironmentSpec spec,
@@ -103,6 +112,9 @@ class Environments final {
   std::mutex pool_mutex_;
   std::condition_variable pool_wanted_;
   std::map<std::string, std::chrono::steady_clock::time_point> pool_failed_until_;  // by pool key
+  // The deadlines the driver follows already, by environment id (reconcile's
+  // own; a restart only makes it look once more).
+  std::map<std::string, TimePoint> deadlines_followed_;
   std::atomic<std::chrono::steady_clock::rep> last_claim_{0};
 };
 

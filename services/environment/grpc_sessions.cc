@@ -3,6 +3,7 @@
 #include "common/errors.h"
 #include "common/grpc_server.h"
 #include "common/proto_names.h"
+#include "common/proto_time.h"
 
 namespace examiso::environment {
 namespace {
@@ -78,6 +79,20 @@ void GrpcSessions::start_initializing(const std::string& session_id) {
   // Someone else moved it first: fine if it is initializing now.
   if (e.code() == "INVALID_TRANSITION" && e.details().value("current_state", "") == "initializing") return;
   throw e;
+}
+
+std::map<std::string, TimePoint> GrpcSessions::running_deadlines() {
+  v1::ListSessionsRequest request;
+  request.add_states(v1::SESSION_STATE_RUNNING);
+  request.set_limit(10000);
+  v1::ListSessionsResponse response;
+  grpc::ClientContext c;
+  c.set_deadline(std::chrono::system_clock::now() + timeout_);
+  if (const auto s = stub_->ListSessions(&c, request, &response); !s.ok()) throw from_grpc_status(s, address_);
+  std::map<std::string, TimePoint> out;
+  for (const auto& session : response.sessions())
+    if (session.has_deadline()) out[session.session_id()] = from_proto(session.deadline());
+  return out;
 }
 
 }  // namespace examiso::environment

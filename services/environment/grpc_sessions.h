@@ -13,6 +13,7 @@ class GrpcSessions final : public Sessions {
   Info get(const std::string& session_id) override;
   std::vector<Exam> exams() override;
   void start_initializing(const std::string& session_id) override;
+  std::map<std::string, TimePoint> running_deadlines() override;
 
  private:
   std::string address_;

@@ -192,6 +192,8 @@ KubeResponse KubeClient::call(const std::string& method, const std::string& path
     const std::string payload = body ? body->dump() : "";
     if (method == "GET") return response_of(c->Get(path.c_str(), headers));
     if (method == "POST") return response_of(c->Post(path.c_str(), headers, payload, "application/json"));
+    if (method == "PATCH")
+      return response_of(c->Patch(path.c_str(), headers, payload, "application/merge-patch+json"));
     return response_of(c->Delete(path.c_str(), headers, payload, "application/json"));
   } catch (const Error&) {
     throw;

@@ -55,6 +55,8 @@ class KubeClient {
   KubeResponse get(const std::string& path) { return call("GET", path, nullptr); }
   KubeResponse post(const std::string& path, const Json& body) { return call("POST", path, &body); }
   KubeResponse del(const std::string& path, const Json& body) { return call("DELETE", path, &body); }
+  // A JSON merge patch (RFC 7386).
+  KubeResponse patch(const std::string& path, const Json& body) { return call("PATCH", path, &body); }
 
   // Streams a watch: `on_event` gets each {"type", "object"} until it returns
   // false, the server ends the stream, or `until`. Returns how it ended.

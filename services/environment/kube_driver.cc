@@ -1,12 +1,14 @@
 #include "services/environment/kube_driver.h"
 
 #include <algorithm>
+#include <fstream>
 #include <thread>
 
 #include "common/errors.h"
 #include "common/log.h"
 #include "common/url.h"
 #include "common/uuid.h"
+#include "services/environment/sandbox/frames.h"
 
 namespace examiso::environment {
 namespace {
@@ -16,11 +18,12 @@ constexpr const char* kEnvironmentLabel = "examiso.io/environment-id";
 constexpr const char* kSessionLabel = "examiso.io/session-id";
 constexpr const char* kContainer = "exam";
 constexpr const char* kHome = "/home/candidate";
-// The candidate's shell: in tmux when the exam image has it (a reconnect then
-// finds the same shell), else a login bash (or sh).
+// The keeper's place in a pod: its /tmp (an emptyDir), or TMPDIR where set.
+constexpr const char* kKeeperDir = "d=\"${TMPDIR:-/tmp}/.examiso\"; ";
+// The candidate's shell, as the keeper starts it (and again when it exits): it
+// reports itself started on fd 3, then a login bash, or sh.
 constexpr const char* kShell =
-    "if command -v tmux >/dev/null 2>&1; then exec tmux new-session -A -s exam; fi; "
-    "if command -v bash >/dev/null 2>&1; then exec bash -l; fi; exec sh -l";
+    "echo up >&3; exec 3>&-; cd; if command -v bash >/dev/null 2>&1; then exec bash -l; fi; exec sh -l";
 
 [[noreturn]] void create_failed(const std::string& reason) {
   throw Error("ENVIRONMENT_CREATE_FAILED", "Environment could not be created: " + reason, Json{{"reason", reason}});
@@ -86,27 +89,53 @@ std::optional<std::string> failure_of(const Json& pod) {
   return std::nullopt;
 }
 
-std::string exec_query(const std::vector<std::string>& command, bool tty) {
-  std::string q = "?container=" + std::string(kContainer) + "&stdout=true&stderr=" + (tty ? "false" : "true") +
-                  "&stdin=" + (tty ? "true" : "false") + "&tty=" + (tty ? "true" : "false");
+// An exec of `command` (no TTY): its stdout, stderr when asked, stdin when asked.
+std::string exec_query(const std::vector<std::string>& command, bool with_stdin, bool with_stderr) {
+  std::string q = "?container=" + std::string(kContainer) + "&stdout=true&stderr=" + (with_stderr ? "true" : "false") +
+                  "&stdin=" + (with_stdin ? "true" : "false") + "&tty=false";
   for (const auto& part : command) q += "&command=" + url_encode(part);
   return q;
 }
 
-// Destroyed, it closes the exec stream only: closing stdin (v5's close
-// channel) would be an EOF to the shell on a TTY, ending it.
+// The keeper's terminal through an exec of `examiso-sandbox --attach`: the
+// keeper's frames both ways, as the local driver's socket carries them.
+// Destroyed, it closes the exec stream: the attach client ends, the shell
+// goes on in the keeper.
 class KubeTerminal final : public Terminal {
  public:
   explicit KubeTerminal(std::unique_ptr<KubeExec> exec) : exec_(std::move(exec)) {}
-  std::optional<std::string> read(std::chrono::milliseconds timeout) override { return exec_->read(timeout); }
-  int wait_fd() const override { return exec_->wait_fd(); }
-  bool write(std::string_view input) override { return exec_->send(0, input); }
-  bool resize(uint16_t cols, uint16_t rows) override {
-    return exec_->send(4, Json{{"Width", cols}, {"Height", rows}}.dump());
+
+  std::optional<std::string> read(std::chrono::milliseconds timeout) override {
+    if (ended_) return std::nullopt;
+    const auto chunk = exec_->read(timeout);
+    if (chunk) {
+      reader_.feed(*chunk);
+    } else {
+      ended_ = true;
+    }
+    std::string out;
+    while (auto f = reader_.next()) {
+      if (f->type == sandbox::FrameType::taken) {
+        taken_ = ended_ = true;
+        break;
+      }
+      out += f->payload;
+    }
+    if (reader_.corrupt()) ended_ = true;
+    if (out.empty() && ended_) return std::nullopt;
+    return out;
   }
+  int wait_fd() const override { return exec_->wait_fd(); }
+  bool write(std::string_view input) override {
+    return exec_->send(0, sandbox::encode_frame(sandbox::FrameType::input, input));
+  }
+  bool resize(uint16_t cols, uint16_t rows) override { return exec_->send(0, sandbox::encode_resize(cols, rows)); }
+  bool opened_elsewhere() const override { return taken_; }
 
  private:
   std::unique_ptr<KubeExec> exec_;
+  sandbox::FrameReader reader_;
+  bool ended_ = false, taken_ = false;
 };
 
 }  // namespace
@@ -130,7 +159,7 @@ Json KubeDriver::pod_manifest(const EnvironmentSpec& s) const {
       {"automountServiceAccountToken", false},
       {"enableServiceLinks", false},
       {"hostname", s.name},
-      {"activeDeadlineSeconds", s.duration_seconds + o_.deadline_grace_seconds},
+      {"activeDeadlineSeconds", s.duration_seconds + o_.unstarted_seconds + o_.deadline_grace_seconds},
       {"terminationGracePeriodSeconds", 2},
       {"securityContext",
        {{"runAsNonRoot", true},
@@ -142,7 +171,8 @@ Json KubeDriver::pod_manifest(const EnvironmentSpec& s) const {
        Json::array({{
            {"name", kContainer},
            {"image", s.image.empty() ? o_.default_image : s.image},
-           // The container only has to stay up: shells come through exec.
+           // The container only has to stay up (and reap): the keeper and its
+           // shells come through exec.
            {"command", {"/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done"}},
            {"workingDir", kHome},
            {"env", Json::array({{{"name", "HOME"}, {"value", kHome}}, {{"name", "USER"}, {"value", "candidate"}}})},
@@ -221,6 +251,7 @@ void KubeDriver::create(const EnvironmentSpec& spec, std::chrono::steady_clock::
     }
     await_ready(created, deadline);
     if (!spec.setup_script.empty()) run_setup(spec.name, spec.setup_script, deadline);
+    start_keeper(spec.name, deadline);
   } catch (const std::exception& failure) {
     try {
       destroy(spec.environment_id);
@@ -276,24 +307,55 @@ void KubeDriver::await_ready(const Json& pod, std::chrono::steady_clock::time_po
   }
 }
 
-void KubeDriver::run_setup(const std::string& name, const std::string& script,
-                           std::chrono::steady_clock::time_point deadline) {
+std::pair<int, std::string> KubeDriver::run_in_pod(const std::string& name, const std::string& what,
+                                                   const std::vector<std::string>& command, const std::string& input,
+                                                   std::chrono::steady_clock::time_point deadline) {
   std::unique_ptr<KubeExec> exec;
   try {
-    exec = KubeExec::open(client_.endpoint(), pods() + "/" + name + "/exec" + exec_query({"/bin/sh", "-c", script}, false));
+    exec = KubeExec::open(client_.endpoint(),
+                          pods() + "/" + name + "/exec" + exec_query(command, !input.empty(), true));
   } catch (const Error& e) {
-    create_failed("the setup script could not be started: " + e.details().value("reason", std::string(e.what())));
+    create_failed(what + " could not be started: " + e.details().value("reason", std::string(e.what())));
   }
+  for (size_t at = 0; at < input.size(); at += 32 * 1024)
+    if (!exec->send(0, std::string_view(input).substr(at, 32 * 1024))) break;
   std::string output;
   for (;;) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) create_failed("the setup script did not finish in time");
+    if (left.count() <= 0) create_failed(what + " did not finish in time");
     const auto chunk = exec->read(std::min(left, std::chrono::milliseconds(500)));
     if (!chunk) break;
     output += *chunk;
     if (output.size() > 4096) output.erase(0, output.size() - 4096);
   }
-  const int code = exec_exit_code(exec->status());
+  return {exec_exit_code(exec->status()), output};
+}
+
+void KubeDriver::start_keeper(const std::string& name, std::chrono::steady_clock::time_point deadline) {
+  std::call_once(keeper_read_, [&] {
+    std::ifstream in(o_.keeper_binary, std::ios::binary);
+    keeper_ = std::string((std::istreambuf_iterator<char>(in)), {});
+  });
+  if (keeper_.empty()) create_failed("the keeper binary " + o_.keeper_binary + " cannot be read");
+  const std::string install = std::string(kKeeperDir) + "mkdir -p \"$d\" && head -c " + std::to_string(keeper_.size()) +
+                              " > \"$d/keeper.part\" && chmod 700 \"$d/keeper.part\" && mv \"$d/keeper.part\" \"$d/keeper\"";
+  if (const auto [code, output] = run_in_pod(name, "copying the keeper", {"/bin/sh", "-c", install}, keeper_, deadline);
+      code != 0)
+    create_failed("the keeper could not be copied into the pod (exit " + std::to_string(code) + "): " + output);
+  // The keeper detaches and says "ready" once its shell runs; the shell gets
+  // the exec's HOME and USER (the keeper gives its shells nothing but PATH).
+  const std::string start =
+      std::string(kKeeperDir) + "exec \"$d/keeper\" --socket \"$d/terminal.sock\" --pid-file \"$d/keeper.pid\"" +
+      " --replay-bytes " + std::to_string(o_.replay_bytes) +
+      " -- /bin/sh -c \"export HOME='$HOME' USER='${USER:-candidate}' TERM=xterm-256color; $0\" 2>>\"$d/keeper.log\"";
+  const auto [code, output] = run_in_pod(name, "the keeper", {"/bin/sh", "-c", start, kShell}, "", deadline);
+  if (output.find("ready") == std::string::npos)
+    create_failed("the keeper did not start (exit " + std::to_string(code) + "): " + output);
+}
+
+void KubeDriver::run_setup(const std::string& name, const std::string& script,
+                           std::chrono::steady_clock::time_point deadline) {
+  auto [code, output] = run_in_pod(name, "the setup script", {"/bin/sh", "-c", script}, "", deadline);
   if (code == 0) return;
   while (!output.empty() && (output.back() == '\n' || output.back() == '\r')) output.pop_back();
   if (output.size() > 500) output.erase(0, output.size() - 500);
@@ -363,11 +425,27 @@ std::vector<std::string> KubeDriver::list() {
 std::unique_ptr<Terminal> KubeDriver::attach(const std::string& environment_id, uint16_t cols, uint16_t rows) {
   const auto pod = pod_of(environment_id);
   if (!pod || !is_ready(*pod)) throw Error("ENVIRONMENT_NOT_FOUND", "The environment's pod is not running");
-  auto exec = KubeExec::open(client_.endpoint(),
-                             pods() + "/" + name_of(*pod) + "/exec" + exec_query({"/bin/sh", "-c", kShell}, true));
+  const std::string client = std::string(kKeeperDir) + "exec \"$d/keeper\" --attach \"$d/terminal.sock\"";
+  auto exec = KubeExec::open(client_.endpoint(), pods() + "/" + name_of(*pod) + "/exec" +
+                                                     exec_query({"/bin/sh", "-c", client}, true, false));
   auto terminal = std::make_unique<KubeTerminal>(std::move(exec));
   if (cols && rows) terminal->resize(cols, rows);
   return terminal;
+}
+
+void KubeDriver::follow_deadline(const std::string& environment_id, TimePoint deadline) {
+  const auto pod = pod_of(environment_id);
+  if (!pod) return;
+  const auto started = parse_iso8601(str(at(*pod, "status"), "startTime"));
+  if (!started) return;  // not started yet: looked at again later
+  const auto left = std::chrono::duration_cast<std::chrono::seconds>(deadline - *started + std::chrono::seconds(1));
+  const int64_t wanted = left.count() + o_.deadline_grace_seconds;
+  const Json& current = at(at(*pod, "spec"), "activeDeadlineSeconds");
+  // Shorter only: Kubernetes refuses a longer one.
+  if (current.is_number_integer() && current.get<int64_t>() <= wanted) return;
+  const auto r = client_.patch(pods() + "/" + name_of(*pod), {{"spec", {{"activeDeadlineSeconds", wanted}}}});
+  if (!r.ok()) throw Error("BACKEND_UNAVAILABLE", "the pod's deadline could not be set: " + r.describe());
+  log::info("pod_deadline_set", {{"environment_id", environment_id}, {"active_deadline_seconds", wanted}});
 }
 
 }  // namespace examiso::environment

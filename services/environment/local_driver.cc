@@ -56,6 +56,10 @@ class LocalTerminal final : public Terminal {
   std::string take_frames() {
     std::string out;
     while (auto f = reader_.next()) {
+      if (f->type == FrameType::taken) {
+        taken_ = ended_ = true;
+        break;
+      }
       if (out.empty()) {
         out = std::move(f->payload);
       } else {
@@ -81,6 +85,7 @@ class LocalTerminal final : public Terminal {
   bool resize(uint16_t cols, uint16_t rows) override { return send(sandbox::encode_resize(cols, rows)); }
 
   int wait_fd() const override { return fd_; }
+  bool opened_elsewhere() const override { return taken_; }
 
  private:
   // Reads what arrives within `timeout` into the frame reader; false when
@@ -103,6 +108,7 @@ class LocalTerminal final : public Terminal {
   int fd_;
   sandbox::FrameReader reader_;
   bool ended_ = false;
+  bool taken_ = false;
   std::mutex write_mutex_;
 };
 

@@ -19,6 +19,10 @@ int main(int argc, char** argv) {
     const std::string driver_name = config.str("environment.driver");
     std::unique_ptr<environment::SandboxDriver> driver;
     std::string node = config.str("environment.node_name");
+    // The keeper: the local driver's sandboxes run it here; the kubernetes
+    // driver copies it into each pod.
+    const std::string keeper = std::filesystem::read_symlink("/proc/self/exe").parent_path() / "examiso-sandbox";
+    const auto replay_bytes = static_cast<size_t>(config.integer("environment.replay_bytes"));
     if (driver_name == "local") {
       if (config.boolean("environment.expedite_rcu")) {
         std::ofstream rcu("/sys/kernel/rcu_expedited");
@@ -26,10 +30,8 @@ int main(int argc, char** argv) {
         rcu.flush();
         log::info("rcu_expedited", {{"set", static_cast<bool>(rcu)}});
       }
-      std::string keeper = std::filesystem::read_symlink("/proc/self/exe").parent_path() / "examiso-sandbox";
       driver = std::make_unique<environment::LocalDriver>(environment::LocalDriverOptions{
-          config.str("environment.state_dir"), config.str("environment.cgroup_parent"), keeper,
-          static_cast<size_t>(config.integer("environment.replay_bytes"))});
+          config.str("environment.state_dir"), config.str("environment.cgroup_parent"), keeper, replay_bytes});
       if (node.empty()) {
         char host[256] = {};
         gethostname(host, sizeof host - 1);
@@ -42,8 +44,13 @@ int main(int argc, char** argv) {
       kube.token_file = config.str("environment.kube_token_file");
       kube.ca_file = config.str("environment.kube_ca_file");
       kube.timeout = std::chrono::milliseconds(config.integer("environment.kube_timeout_ms"));
-      driver = std::make_unique<environment::KubeDriver>(environment::kube_endpoint(kube),
-                                                         environment::KubeDriverOptions{config.str("environment.namespace")});
+      environment::KubeDriverOptions options;
+      options.pod_namespace = config.str("environment.namespace");
+      options.deadline_grace_seconds = config.integer("environment.kube_deadline_grace_seconds");
+      options.unstarted_seconds = config.integer("environment.kube_unstarted_seconds");
+      options.keeper_binary = keeper;
+      options.replay_bytes = replay_bytes;
+      driver = std::make_unique<environment::KubeDriver>(environment::kube_endpoint(kube), options);
       // Every replica sees every pod of the namespace: one node name for all of
       // them, or each would take the others' pods for orphans.
       if (node.empty()) node = "kubernetes/" + config.str("environment.namespace");
@@ -89,5 +96,6 @@ int main(int argc, char** argv) {
     environments.wake_pool();
     reconciler.join();
     warm_pool.join();
+    if (config.boolean("environment.stop_sandboxes_on_exit")) environments.stop_all("the platform was stopped");
   });
 }

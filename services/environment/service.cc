@@ -59,7 +59,8 @@ grpc::Status EnvironmentService::ListEnvironments(grpc::ServerContext*, const v1
       if (s < 1 || s > 6) throw Error("INVALID_ARGUMENT", "unknown environment status", Json{{"field", "statuses"}});
       statuses.push_back(static_cast<Status>(s - 1));
     }
-    for (const auto& r : environments_.list(statuses, request->limit() ? request->limit() : 100))
+    for (const auto& r :
+         environments_.list(statuses, request->limit() ? request->limit() : 100, request->current_only()))
       fill(response->add_environments(), r);
   });
 }
@@ -169,7 +170,9 @@ class AttachReactor final : public grpc::ServerBidiReactor<v1::AttachRequest, v1
 
   void end() {
     finished_ = true;
-    out_.mutable_ended()->set_reason("the environment ended");
+    const bool elsewhere = terminal_->opened_elsewhere();
+    out_.mutable_ended()->set_opened_elsewhere(elsewhere);
+    out_.mutable_ended()->set_reason(elsewhere ? "the terminal was opened elsewhere" : "the environment ended");
     StartWriteAndFinish(&out_, grpc::WriteOptions(), grpc::Status::OK);
   }
 

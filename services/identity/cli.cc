@@ -55,5 +55,14 @@ int main(int argc, char** argv) {
   });
   verify->add_option("--token", token, "the JWT")->required();
 
+  auto* revoke = cmd.subcommand("revoke", "Revoke a valid token (it is refused from then on)", [&] {
+    v1::IdentityService::Stub stub(cmd.channel());
+    v1::RevokeTokenRequest request;
+    request.set_token(token);
+    const auto r = cmd.call(&v1::IdentityService::Stub::RevokeToken, stub, request);
+    return Json{{"revoked", true}, {"user_id", r.user_id()}};
+  });
+  revoke->add_option("--token", token, "the JWT")->required();
+
   return cmd.run(argc, argv);
 }

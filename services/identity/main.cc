@@ -13,7 +13,8 @@ int main(int argc, char** argv) {
     PgPool pool(pool_options(config, "examiso-identity"));
     if (!migrate_when_ready(pool, "identity", identity_migrations())) return;
     identity::TicketStore tickets(pool, clock, std::chrono::seconds(config.integer("identity.ticket_ttl_seconds")));
-    identity::IdentityService service(verifier, issuer, tickets);
+    identity::RevocationStore revocations(pool, clock);
+    identity::IdentityService service(verifier, issuer, tickets, revocations);
     GrpcServer server("identity", config.str("identity.listen"));
     server.add(&service, v1::IdentityService::service_full_name());
     server.start();

@@ -7,6 +7,17 @@
 #include "common/rpc.h"
 
 namespace examiso::identity {
+namespace {
+
+// A token made (issued or refreshed): the answer, and a line in the log.
+void answer(v1::IssueTokenResponse* response, const IssuedToken& token, const char* event) {
+  response->set_token(token.token);
+  response->set_user_id(token.user_id);
+  *response->mutable_expires_at() = to_proto(token.expires_at);
+  log::info(event, {{"user_id", token.user_id}, {"expires_at", iso8601(token.expires_at)}});
+}
+
+}  // namespace
 
 grpc::Status IdentityService::ValidateIdentity(grpc::ServerContext*, const v1::ValidateIdentityRequest* request,
                                                v1::ValidateIdentityResponse* response) {
@@ -22,10 +33,17 @@ grpc::Status IdentityService::ValidateIdentity(grpc::ServerContext*, const v1::V
   });
 }
 
+VerifiedToken IdentityService::verify(const std::string& token) {
+  VerifiedToken verified = verifier_.verify(token);
+  if (revocations_.revoked(token))
+    throw Error("UNAUTHENTICATED", "Token has been revoked", Json{{"reason", "revoked"}});
+  return verified;
+}
+
 grpc::Status IdentityService::VerifyToken(grpc::ServerContext*, const v1::VerifyTokenRequest* request,
                                           v1::VerifyTokenResponse* response) {
   return handle_rpc([&] {
-    const VerifiedToken token = verifier_.verify(request->token());
+    const VerifiedToken token = verify(request->token());
     response->set_user_id(token.user_id);
     *response->mutable_expires_at() = to_proto(token.expires_at);
     response->set_algorithm(token.algorithm);
@@ -35,11 +53,7 @@ grpc::Status IdentityService::VerifyToken(grpc::ServerContext*, const v1::Verify
 grpc::Status IdentityService::IssueToken(grpc::ServerContext*, const v1::IssueTokenRequest* request,
                                          v1::IssueTokenResponse* response) {
   return handle_rpc([&] {
-    const IssuedToken token = issuer_.issue(request->user_id(), std::chrono::seconds(request->ttl_seconds()));
-    response->set_token(token.token);
-    response->set_user_id(token.user_id);
-    *response->mutable_expires_at() = to_proto(token.expires_at);
-    log::info("token_issued", {{"user_id", token.user_id}, {"expires_at", iso8601(token.expires_at)}});
+    answer(response, issuer_.issue(request->user_id(), std::chrono::seconds(request->ttl_seconds())), "token_issued");
   });
 }
 
@@ -55,6 +69,23 @@ grpc::Status IdentityService::IssueTerminalTicket(grpc::ServerContext*, const v1
 grpc::Status IdentityService::RedeemTerminalTicket(grpc::ServerContext*, const v1::RedeemTerminalTicketRequest* request,
                                                    v1::RedeemTerminalTicketResponse* response) {
   return handle_rpc([&] { response->set_user_id(tickets_.redeem(request->ticket(), request->session_id())); });
+}
+
+grpc::Status IdentityService::RefreshToken(grpc::ServerContext*, const v1::RefreshTokenRequest* request,
+                                           v1::IssueTokenResponse* response) {
+  return handle_rpc([&] {
+    answer(response, issuer_.refresh(verify(request->token())), "token_refreshed");
+  });
+}
+
+grpc::Status IdentityService::RevokeToken(grpc::ServerContext*, const v1::RevokeTokenRequest* request,
+                                          v1::RevokeTokenResponse* response) {
+  return handle_rpc([&] {
+    const VerifiedToken token = verifier_.verify(request->token());
+    revocations_.revoke(request->token(), token.expires_at);
+    response->set_user_id(token.user_id);
+    log::info("token_revoked", {{"user_id", token.user_id}});
+  });
 }
 
 }  // namespace examiso::identity

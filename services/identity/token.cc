@@ -110,6 +110,9 @@ TokenPolicy TokenPolicy::from_config(const Config& config) {
   TokenPolicy p;
   p.algorithms = config.list("identity.algorithms");
   p.hs256_secret = config.str("identity.hs256_secret");
+  p.refresh_secret = config.str("identity.refresh_secret");
+  if (!p.refresh_secret.empty() && p.refresh_secret.size() < 16)
+    throw Error("INVALID_ARGUMENT", "identity.refresh_secret is shorter than 16 bytes");
   if (const auto& f = config.str("identity.rs256_public_key_file"); !f.empty())
     p.rs256_public_pem = read_file(f, "identity.rs256_public_key_file");
   if (const auto& f = config.str("identity.es256_public_key_file"); !f.empty())
@@ -151,16 +154,19 @@ VerifiedToken TokenVerifier::verify(std::string_view token) const {
   // Pin the algorithm before any signature check.
   const Claims header = decode_part(token.substr(0, dot1));
   const auto alg = header.find("alg");
-  if (alg == header.end() || !alg->is_string() ||
-      std::find(policy_.algorithms.begin(), policy_.algorithms.end(), alg->get<std::string>()) ==
-          policy_.algorithms.end())
-    reject("algorithm_not_accepted", "Token algorithm is not accepted");
+  const bool pinned = alg != header.end() && alg->is_string() &&
+                      std::find(policy_.algorithms.begin(), policy_.algorithms.end(), alg->get<std::string>()) !=
+                          policy_.algorithms.end();
+  const bool refreshed = alg != header.end() && *alg == "HS256" && !policy_.refresh_secret.empty();
+  if (!pinned && !refreshed) reject("algorithm_not_accepted", "Token algorithm is not accepted");
   const std::string algorithm = alg->get<std::string>();
-  const std::string& key = key_for(algorithm);
 
-  if (algorithm == "HS256" ? !hs256_valid(token.substr(0, dot2), token.substr(dot2 + 1), key)
-                            : !libjwt_valid(token, algorithm, key))
-    reject("bad_signature", "Token signature is invalid");
+  const auto signing_input = token.substr(0, dot2), signature = token.substr(dot2 + 1);
+  const bool signed_ok = algorithm != "HS256" ? libjwt_valid(token, algorithm, key_for(algorithm))
+                                              : (pinned && hs256_valid(signing_input, signature, policy_.hs256_secret)) ||
+                                                    (refreshed && hs256_valid(signing_input, signature,
+                                                                              policy_.refresh_secret));
+  if (!signed_ok) reject("bad_signature", "Token signature is invalid");
 
   const Claims claims = decode_part(token.substr(dot1 + 1, dot2 - dot1 - 1));
   const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(clock_.now().time_since_epoch()).count();
@@ -194,6 +200,7 @@ TokenIssuer::TokenIssuer(const TokenPolicy& policy, std::chrono::seconds default
     : issuer_(policy.issuer), audience_(policy.audience), default_ttl_(default_ttl), max_ttl_(max_ttl), clock_(clock) {
   if (std::find(policy.algorithms.begin(), policy.algorithms.end(), "HS256") != policy.algorithms.end())
     secret_ = policy.hs256_secret;
+  refresh_secret_ = secret_.empty() ? policy.refresh_secret : secret_;
 }
 
 IssuedToken TokenIssuer::issue(std::string_view user_id, std::chrono::seconds ttl) const {
@@ -205,7 +212,17 @@ IssuedToken TokenIssuer::issue(std::string_view user_id, std::chrono::seconds tt
   if (ttl.count() < 0 || ttl > max_ttl_)
     throw Error("INVALID_ARGUMENT", "ttl must be between 1 and " + std::to_string(max_ttl_.count()) + " seconds",
                 Json{{"field", "ttl_seconds"}});
+  return sign(user, ttl, secret_);
+}
 
+IssuedToken TokenIssuer::refresh(const VerifiedToken& token) const {
+  if (refresh_secret_.empty())
+    throw Error("TOKEN_ISSUING_DISABLED",
+                "Token refresh is disabled: identity has no key to sign with (identity.refresh_secret)");
+  return sign(token.user_id, default_ttl_, refresh_secret_);
+}
+
+IssuedToken TokenIssuer::sign(const std::string& user, std::chrono::seconds ttl, const std::string& secret) const {
   const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(clock_.now().time_since_epoch()).count();
   const int64_t exp = now + ttl.count();
   jwt_t* raw = nullptr;
@@ -217,8 +234,8 @@ IssuedToken TokenIssuer::issue(std::string_view user_id, std::chrono::seconds tt
   rc |= jwt_add_grant(raw, "jti", new_uuid().c_str());
   if (!issuer_.empty()) rc |= jwt_add_grant(raw, "iss", issuer_.c_str());
   if (!audience_.empty()) rc |= jwt_add_grant(raw, "aud", audience_.c_str());
-  rc |= jwt_set_alg(raw, JWT_ALG_HS256, reinterpret_cast<const unsigned char*>(secret_.data()),
-                    static_cast<int>(secret_.size()));
+  rc |= jwt_set_alg(raw, JWT_ALG_HS256, reinterpret_cast<const unsigned char*>(secret.data()),
+                    static_cast<int>(secret.size()));
   char* encoded = rc == 0 ? jwt_encode_str(raw) : nullptr;
   if (!encoded) throw Error("INTERNAL_ERROR", "cannot sign a token");
   IssuedToken out{encoded, user, TimePoint(std::chrono::seconds(exp))};

@@ -16,6 +16,11 @@ namespace examiso::identity {
 struct TokenPolicy {
   std::vector<std::string> algorithms;  // from HS256, RS256, ES256
   std::string hs256_secret;
+  // The key identity signs refreshed tokens with where there is no
+  // development secret (production: the identity provider's tokens are
+  // RS256/ES256 and identity holds no private key of theirs). Tokens signed
+  // with it are accepted whatever `algorithms` says: only identity knows it.
+  std::string refresh_secret;
   std::string rs256_public_pem;
   std::string es256_public_pem;
   std::string issuer;    // checked when not empty
@@ -55,7 +60,7 @@ struct IssuedToken {
   TimePoint expires_at;
 };
 
-// Development tokens: HS256 with the configured secret.
+// Development tokens: HS256 with the configured secret; and refreshed ones.
 class TokenIssuer final {
  public:
   TokenIssuer(const TokenPolicy& policy, std::chrono::seconds default_ttl, std::chrono::seconds max_ttl,
@@ -65,8 +70,16 @@ class TokenIssuer final {
   // INVALID_IDENTITY for a bad user id, INVALID_ARGUMENT for a bad ttl.
   IssuedToken issue(std::string_view user_id, std::chrono::seconds ttl) const;
 
+  // A new token of the default lifetime for a verified one's user, signed
+  // with the development secret or else the refresh secret;
+  // TOKEN_ISSUING_DISABLED with neither.
+  IssuedToken refresh(const VerifiedToken& token) const;
+
  private:
+  IssuedToken sign(const std::string& user_id, std::chrono::seconds ttl, const std::string& secret) const;
+
   std::string secret_;
+  std::string refresh_secret_;
   std::string issuer_;
   std::string audience_;
   std::chrono::seconds default_ttl_;

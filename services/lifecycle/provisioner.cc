@@ -62,12 +62,12 @@ void Provisioner::release(const std::string& session_id, std::optional<std::chro
   conn->exec_prepared(sql, {session_id, retry_in ? std::optional(sql_time(clock_.now() + *retry_in)) : std::nullopt});
 }
 
-void Provisioner::fail(const Claim& c, const std::string& reason) {
+void Provisioner::fail(const Claim& c, const std::string& reason, FailureClass failure) {
   TransitionRequest t;
   t.session_id = c.session_id;
   t.to = State::failed;
   t.reason = reason.substr(0, 1900);
-  t.failure_class = FailureClass::init;
+  t.failure_class = failure;
   t.actor = "provisioner";
   t.expected_from = {State::created, State::initializing};
   try {
@@ -106,9 +106,18 @@ bool Provisioner::step() {
     } else if (code == "SESSION_TERMINATED" || code == "INVALID_TRANSITION" || code == "SESSION_NOT_FOUND") {
       release(c->session_id, std::nullopt);  // the session moved on without us
     } else {
-      // Worth another try, later: capped exponential backoff.
+      // Worth another try, later: capped exponential backoff; but not past the
+      // provisioning deadline, where the session fails with what was wrong.
       const auto backoff = std::min<std::chrono::milliseconds>(
           o_.max_backoff, std::chrono::milliseconds(200) * (1 << std::min(c->attempts, 10)));
+      if (clock_.now() + backoff >= c->deadline) {
+        const bool down = code == "BACKEND_UNAVAILABLE";
+        fail(*c,
+             down ? "the environment service was unavailable: " + std::string(e.what())
+                  : "provisioning did not finish within the exam's provisioning timeout (" + code + ")",
+             down ? FailureClass::infra : FailureClass::init);
+        return true;
+      }
       log::warn("provisioning_retry", {{"session_id", c->session_id},
                                        {"attempt", c->attempts},
                                        {"code", code},

@@ -49,7 +49,7 @@ class Provisioner final {
   };
   std::optional<Claim> claim();
   void release(const std::string& session_id, std::optional<std::chrono::milliseconds> retry_in);
-  void fail(const Claim& c, const std::string& reason);
+  void fail(const Claim& c, const std::string& reason, FailureClass failure = FailureClass::init);
 
   PgPool& pool_;
   SessionStore& store_;

@@ -69,6 +69,7 @@ void fill(v1::SessionStatus* out, const Session& s, TimePoint now) {
   out->mutable_progress()->set_step_description(d.step_description);
   out->set_environment_ready(d.environment_ready);
   out->set_remaining_seconds(d.remaining_seconds);
+  out->set_delayed(d.delayed);
   *out->mutable_updated_at() = to_proto(s.updated_at);
   out->set_error_reason(d.error_reason);
   out->set_recoverable(d.recoverable);
@@ -242,11 +243,19 @@ grpc::ServerWriteReactor<v1::SessionStatus>* LifecycleService::WatchSession(grpc
   // exam's candidates arriving at once) do not all send in the same instant
   // of every interval.
   thread_local std::mt19937 random{std::random_device{}()};
-  watch->next_beat = std::chrono::steady_clock::now() +
-                     std::chrono::milliseconds(std::uniform_int_distribution<int64_t>(1, heartbeat_.count())(random));
+  watch->next_beat = next_look(watch->session, std::chrono::milliseconds(std::uniform_int_distribution<int64_t>(
+                                                   1, heartbeat_.count())(random)));
   watch->writing = true;
   reactor->StartWrite(&watch->out);
   return reactor;
+}
+
+LifecycleService::SteadyTime LifecycleService::next_look(const Session& session, std::chrono::milliseconds beat) const {
+  const SteadyTime now = std::chrono::steady_clock::now();
+  SteadyTime next = now + beat;
+  if (const auto changes = status_changes_at(session, clock_.now()))
+    next = std::min(next, now + std::chrono::duration_cast<SteadyTime::duration>(*changes - clock_.now()));
+  return next;
 }
 
 void LifecycleService::look_at(const std::shared_ptr<Watch>& watch, SteadyTime at) {
@@ -276,7 +285,7 @@ void LifecycleService::look(Watch& w) {
     }
   }
   fill(&w.out, w.session, clock_.now());
-  w.next_beat = std::chrono::steady_clock::now() + heartbeat_;
+  w.next_beat = next_look(w.session, heartbeat_);
   w.writing = true;
   w.reactor->StartWrite(&w.out);
 }
@@ -301,8 +310,10 @@ void LifecycleService::run_watches() {
       watches_cv_.wait(lock);
       continue;
     }
-    if (std::chrono::steady_clock::now() < due_.top().at) {
-      watches_cv_.wait_until(lock, due_.top().at);
+    // A copy: the queue may grow (and move its elements) while this waits.
+    const SteadyTime at = due_.top().at;
+    if (std::chrono::steady_clock::now() < at) {
+      watches_cv_.wait_until(lock, at);
       continue;
     }
     auto watch = due_.top().watch.lock();

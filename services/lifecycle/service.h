@@ -50,6 +50,9 @@ class LifecycleService final
   struct Watch;  // one WatchSession stream
   class WatchReactor;
   using SteadyTime = std::chrono::steady_clock::time_point;
+  // The next heartbeat, `beat` from now, or sooner when the session's status
+  // changes by the clock alone.
+  SteadyTime next_look(const Session& session, std::chrono::milliseconds beat) const;
   // Asks the watch thread to look at `watch` at `at` (or as soon as it can).
   void look_at(const std::shared_ptr<Watch>& watch, SteadyTime at);
   void look(Watch& watch);

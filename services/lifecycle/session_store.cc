@@ -148,10 +148,14 @@ TransitionResult SessionStore::transition(const TransitionRequest& request) {
   }
   auto conn = pool_.acquire();
   // previous_state = state in SET sees the row as it is when this update wins
-  // the row lock, so racing callers each read the true predecessor.
+  // the row lock, so racing callers each read the true predecessor. The
+  // deadline holds whoever sweeps: past it, a running session can only be
+  // terminated, and that is then for time_expired.
   static const std::string sql =
       "WITH upd AS ("
-      " UPDATE sessions SET previous_state = state, state = $2, reason = $4, termination_reason = $5,"
+      " UPDATE sessions SET previous_state = state, state = $2, reason = $4,"
+      "  termination_reason = CASE WHEN $2 = 'terminated' AND state = 'running' AND deadline <= $7::timestamptz"
+      "   THEN 'time_expired' ELSE $5 END,"
       "  failure_class = $6, updated_at = $7, version = version + 1,"
       "  initializing_at = CASE WHEN $2 = 'initializing' THEN $7::timestamptz ELSE initializing_at END,"
       "  ready_at = CASE WHEN $2 = 'ready' THEN $7::timestamptz ELSE ready_at END,"
@@ -159,7 +163,8 @@ TransitionResult SessionStore::transition(const TransitionRequest& request) {
       "  deadline = CASE WHEN $2 = 'running' THEN $7::timestamptz + make_interval(secs => duration_seconds)"
       "   ELSE deadline END,"
       "  terminated_at = CASE WHEN $2 IN ('terminated', 'failed') THEN $7::timestamptz ELSE terminated_at END"
-      " WHERE session_id = $1 AND state = ANY($3::text[]) RETURNING *),"
+      " WHERE session_id = $1 AND state = ANY($3::text[])"
+      "  AND NOT (state = 'running' AND deadline <= $7::timestamptz AND $2 <> 'terminated') RETURNING *),"
       " hist AS (INSERT INTO session_transitions"
       "  (session_id, from_state, to_state, reason, termination_reason, failure_class, actor, at)"
       "  SELECT session_id, previous_state, state, reason, termination_reason, failure_class, $8, updated_at FROM upd)"
@@ -180,10 +185,16 @@ TransitionResult SessionStore::transition(const TransitionRequest& request) {
 }
 
 void SessionStore::transition_refused(PgConnection& conn, const std::string& session_id, State to) {
-  const PgResult current = conn.exec("SELECT state FROM sessions WHERE session_id = $1", {session_id});
+  const PgResult current = conn.exec("SELECT state, deadline <= $2::timestamptz FROM sessions WHERE session_id = $1",
+                                     {session_id, sql_time(clock_.now())});
   if (current.rows() == 0)
     throw Error("SESSION_NOT_FOUND", "Session not found", Json{{"session_id", session_id}});
   const State from = parse_state(current.text(0, 0)).value_or(State::failed);
+  if (from == State::running && !current.null(0, 1) && current.boolean(0, 1) && to != State::terminated)
+    throw Error("INVALID_TRANSITION", "The exam's time is up: the session can only be terminated",
+                Json{{"current_state", name(from)},
+                     {"requested_state", name(to)},
+                     {"allowed_transitions", state_names({State::terminated})}});
   throw Error("INVALID_TRANSITION",
               "Cannot transition from '" + std::string(name(from)) + "' to '" + std::string(name(to)) + "'",
               Json{{"current_state", name(from)},

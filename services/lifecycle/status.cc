@@ -50,8 +50,19 @@ int64_t remaining_seconds(const Session& session, TimePoint now) {
   return left <= 0 ? 0 : (left + 999'999) / 1'000'000;
 }
 
+namespace {
+bool being_made(const Session& s) { return s.state == State::created || s.state == State::initializing; }
+}  // namespace
+
+std::optional<TimePoint> status_changes_at(const Session& session, TimePoint now) {
+  const TimePoint delayed_at = session.created_at + kProvisioningDelayed;
+  if (being_made(session) && delayed_at > now) return delayed_at;
+  return std::nullopt;
+}
+
 DisplayStatus display_status(const Session& session, TimePoint now) {
   DisplayStatus d;
+  d.delayed = being_made(session) && now - session.created_at >= kProvisioningDelayed;
   d.remaining_seconds = remaining_seconds(session, now);
   d.environment_ready = session.state == State::ready || session.state == State::running;
   d.current_step = step_of(session.state);
@@ -73,7 +84,9 @@ DisplayStatus display_status(const Session& session, TimePoint now) {
       break;
     case State::running:
       d.display_state = "running";
-      d.message = "Your exam is in progress";
+      // Past the deadline and not yet terminated (by whoever sweeps next):
+      // the time is up all the same.
+      d.message = d.remaining_seconds == 0 ? "Your exam time has expired" : "Your exam is in progress";
       d.step_description = "Exam in progress";
       break;
     case State::terminated:
@@ -93,6 +106,7 @@ DisplayStatus display_status(const Session& session, TimePoint now) {
       break;
     }
   }
+  if (d.delayed) d.message = "This is taking longer than usual. Your exam environment is still being prepared.";
   return d;
 }
 

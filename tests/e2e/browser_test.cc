@@ -4,9 +4,11 @@
 // another candidate, submit, terminal gone). Screenshots of every step go to
 // test-artifacts/browser. `./scripts/dev test` builds the frontend first.
 //
-// The script drops the connection under a live page by asking this test to
-// stop and start the gateway: it creates the file `stop-gateway` or
-// `start-gateway` in EXAMISO_CONTROL, and the file is removed once done.
+// The script drops the connection under a live page, or makes a start that
+// cannot progress, by asking this test to stop and start a service: it
+// creates the file `stop-<service>` or `start-<service>` in EXAMISO_CONTROL,
+// and the file is removed once done. Tokens live 20 s here, with no leeway:
+// the page must refresh its sign-in during the exam.
 #include <filesystem>
 #include <future>
 #include <iostream>
@@ -29,7 +31,10 @@ TEST(Browser, ACandidateTakesAnExamInTheWebUI) {
       << "frontend/node_modules is missing: run `npm ci` in frontend (./scripts/dev test does)";
   testing::PostgresCluster cluster;
   // As shipped, with a warm pool: the candidates' environments are made ahead.
-  testing::Platform platform(cluster.create_database(), {{"EXAMISO_ENVIRONMENT_WARM_POOL_SIZE", "1"}});
+  const std::string token_ttl = "20";
+  testing::Platform platform(cluster.create_database(), {{"EXAMISO_ENVIRONMENT_WARM_POOL_SIZE", "1"},
+                                                         {"EXAMISO_IDENTITY_TOKEN_TTL_SECONDS", token_ttl},
+                                                         {"EXAMISO_IDENTITY_LEEWAY_SECONDS", "0"}});
   // The page is opened as http://localhost:<port>: an origin the gateway must
   // allow for WebSockets.
   const std::string gw = platform.address("gateway");
@@ -42,19 +47,22 @@ TEST(Browser, ACandidateTakesAnExamInTheWebUI) {
     return testing::run({"node", kFrontend + "/tests/browser.mjs"},
                         {{"EXAMISO_URL", "http://localhost:" + port},
                          {"EXAMISO_CONTROL", control.path()},
+                        {"EXAMISO_TOKEN_TTL", token_ttl},
                          {"EXAMISO_ARTIFACTS", std::string(EXAMISO_SOURCE_DIR) + "/test-artifacts/browser"}},
                         std::chrono::minutes(4));
   });
-  const std::filesystem::path stop_request = control.path() + "/stop-gateway";
-  const std::filesystem::path start_request = control.path() + "/start-gateway";
   while (script.wait_for(std::chrono::milliseconds(50)) != std::future_status::ready) {
-    if (std::filesystem::exists(stop_request)) {
-      platform.stop("gateway");
-      std::filesystem::remove(stop_request);
-    }
-    if (std::filesystem::exists(start_request)) {
-      platform.start("gateway", gateway_env);
-      std::filesystem::remove(start_request);
+    for (const char* service : {"gateway", "environment"}) {
+      const std::filesystem::path stop_request = control.path() + "/stop-" + service;
+      const std::filesystem::path start_request = control.path() + "/start-" + service;
+      if (std::filesystem::exists(stop_request)) {
+        platform.stop(service);
+        std::filesystem::remove(stop_request);
+      }
+      if (std::filesystem::exists(start_request)) {
+        platform.start(service, service == std::string("gateway") ? gateway_env : testing::Env{});
+        std::filesystem::remove(start_request);
+      }
     }
   }
   const auto r = script.get();

@@ -27,6 +27,7 @@ using testing::eventually;
 const std::string kTwoSecondExam = "00000000-0000-4000-8000-000000000002";
 const std::string kBrokenSetup = "00000000-0000-4000-8000-000000000003";
 const std::string kSlowSetup = "00000000-0000-4000-8000-000000000004";
+const std::string kFifteenSecondStart = "00000000-0000-4000-8000-000000000008";
 
 struct Harness {
   explicit Harness(testing::Env env = {}, std::vector<std::string> services = {"lifecycle", "environment", "cleanup"})
@@ -105,6 +106,76 @@ TEST(Provisioning, RetriesWhileTheEnvironmentServiceIsAway) {
   h.platform.start("environment");
   EXPECT_TRUE(h.reaches(id, "ready", seconds(15))) << h.platform.logs();
   EXPECT_NE(h.platform.daemon("lifecycle").log().find("provisioning_retry"), std::string::npos);
+}
+
+// A start that cannot progress. The watcher (the candidate's page) hears
+// within 10 s that it takes longer than usual, and the session fails,
+// classified, within the exam's provisioning timeout (15 s here).
+struct StuckStart {
+  Harness& h;
+  std::string id;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  std::optional<milliseconds> delayed_after;
+  grpc::ClientContext context;
+  std::thread watcher;
+
+  StuckStart(Harness& harness, const std::string& exam) : h(harness), id(h.start_session(exam)) {
+    watcher = std::thread([this] {
+      v1::WatchSessionRequest r;
+      r.set_session_id(id);
+      auto reader = h.lifecycle->WatchSession(&context, r);
+      v1::SessionStatus s;
+      while (reader->Read(&s)) {
+        if (s.delayed() && !delayed_after) {
+          delayed_after = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - started);
+          EXPECT_NE(s.message().find("taking longer than usual"), std::string::npos) << s.message();
+        }
+      }
+      reader->Finish();
+    });
+  }
+  ~StuckStart() {
+    context.TryCancel();
+    watcher.join();
+  }
+  milliseconds until_failed() {
+    EXPECT_TRUE(h.reaches(id, "failed", seconds(25))) << h.platform.logs();
+    return std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - started);
+  }
+};
+
+TEST(Provisioning, ADownEnvironmentServiceIsToldWithin10sAndFailsClassifiedWithinTheTimeout) {
+  Harness h({}, {"lifecycle", "cleanup"});
+  StuckStart start(h, kFifteenSecondStart);
+  const milliseconds failed_after = start.until_failed();
+  ASSERT_TRUE(start.delayed_after) << "the watch never said the start was delayed";
+  EXPECT_LE(*start.delayed_after, seconds(10));
+  EXPECT_LE(failed_after, seconds(15) + milliseconds(500));
+  const Json status = Json::parse(h.platform.sh("session-status get --session-id " + start.id).out);
+  EXPECT_EQ(status["error_reason"], "PLATFORM_UNAVAILABLE") << status.dump();
+  EXPECT_EQ(status["recoverable"], true);
+  EXPECT_NE(status["technical_message"].get<std::string>().find("environment service was unavailable"),
+            std::string::npos)
+      << status.dump();
+}
+
+TEST(Provisioning, AHangingCreateIsToldWithin10sAndFailsWithinTheTimeout) {
+  Harness h;
+  // The provisioner's connection is up (one session made), then the service
+  // stops answering: the next create is taken and never answered.
+  ASSERT_TRUE(h.reaches(h.start_session(""), "ready", seconds(10))) << h.platform.logs();
+  h.platform.daemon("environment").signal(SIGSTOP);
+  StuckStart start(h, kFifteenSecondStart);
+  const milliseconds failed_after = start.until_failed();
+  h.platform.daemon("environment").signal(SIGCONT);
+  ASSERT_TRUE(start.delayed_after) << "the watch never said the start was delayed";
+  EXPECT_LE(*start.delayed_after, seconds(10));
+  EXPECT_LE(failed_after, seconds(15) + milliseconds(1500));
+  const Json status = Json::parse(h.platform.sh("session-status get --session-id " + start.id).out);
+  EXPECT_EQ(status["error_reason"], "ENVIRONMENT_INIT_FAILED") << status.dump();
+  // The create the service takes up once it runs again leaves nothing behind
+  // (but the first session's sandbox).
+  EXPECT_TRUE(eventually([&] { return h.sandboxes() == 1; }, seconds(10))) << h.platform.logs();
 }
 
 TEST(Provisioning, TwoReplicasProvisionEachSessionOnce) {

@@ -217,6 +217,23 @@ TEST_F(EnvironmentE2E, ReattachingResumesTheSameShellWithRecentOutput) {
   EXPECT_TRUE(third.wait_for("still-here", kWait));
 }
 
+// A second client takes the terminal (a second tab): the first one's stream
+// ends saying so, and the same shell goes on for the second.
+TEST_F(EnvironmentE2E, ASecondClientTakesTheTerminalAndTheFirstIsToldWhy) {
+  const std::string session = new_session();
+  create(session);
+  TerminalClient first(env_address(), session);
+  first.send("export MARK=kept-$((2+3)); echo set-$MARK\n");
+  ASSERT_TRUE(first.wait_for("set-kept-5", kWait)) << first.output();
+  TerminalClient second(env_address(), session);
+  ASSERT_TRUE(testing::eventually([&] { return first.ended(); }, kWait));
+  EXPECT_EQ(first.ended_reason(), "the terminal was opened elsewhere");
+  const size_t mark = second.output_size();
+  second.send("echo again-$MARK\n");
+  EXPECT_TRUE(second.wait_for("again-kept-5", kWait, mark)) << second.output();
+  EXPECT_FALSE(second.ended());
+}
+
 // The replay is the last 64 KiB of output (the configured replay bytes), from
 // a line's start, however much came before.
 TEST_F(EnvironmentE2E, TheReplayIsTheRecentOutputFromALineStart) {

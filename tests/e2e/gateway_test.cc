@@ -30,6 +30,7 @@ using testing::WsClient;
 
 const std::string kExam = "a1b2c3d4-e5f6-7890-abcd-ef1234567890";
 const std::string kTwoSecondExam = "00000000-0000-4000-8000-000000000002";
+const std::string kFourSecondExam = "00000000-0000-4000-8000-000000000010";
 const std::string kOrigin = "http://exam.example";
 
 class GatewayTest : public ::testing::Test {
@@ -188,6 +189,7 @@ TEST_F(GatewayTest, TheQuickstartApiFlowWorks) {
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(data_of(r)["lifecycle_state"], "terminated");
   EXPECT_EQ(data_of(r)["termination_reason"], "submitted");
+  EXPECT_TRUE(data_of(r)["terminated_at"].is_string()) << r.body;
   EXPECT_EQ(data_of(r)["environment_released"], true);
   const auto ended = until(*ws, [](const Json& j) { return j.value("type", "") == "termination"; });
   ASSERT_TRUE(ended);
@@ -378,6 +380,118 @@ TEST_F(GatewayTest, ReconnectingResumesTheSameShellWithItsRecentOutput) {
   EXPECT_TRUE(output_contains(*second, "mark-one"));  // replayed
   second->send(R"({"type":"input","data":"echo again=$MARK\n"})");
   EXPECT_TRUE(output_contains(*second, "again=kept-42"));  // the same shell
+}
+
+// A second tab (or device) takes the terminal: the first is closed with 4008,
+// without a termination message, and the exam goes on in the same shell.
+TEST_F(GatewayTest, ASecondTerminalTakesOverAndTheFirstClosesWith4008) {
+  const Candidate c = candidate_with_session();
+  auto first = terminal(c);
+  first->send(R"({"type":"input","data":"export MARK=tab-$((40+2)); echo set-$MARK\n"})");
+  ASSERT_TRUE(output_contains(*first, "set-tab-42"));
+  auto second = terminal(c);
+  std::string seen;
+  EXPECT_FALSE(until(*first, [](const Json& j) { return j.value("type", "") == "termination"; }, 10s, &seen));
+  EXPECT_EQ(first->wait_closed(), 4008) << seen;
+  EXPECT_EQ(first->close_reason(), "opened elsewhere");
+  EXPECT_EQ(state_of(c), "running");
+  second->send(R"({"type":"input","data":"echo again-$MARK\n"})");
+  EXPECT_TRUE(output_contains(*second, "again-tab-42"));
+  // And back: the first tab takes it again, the second is told.
+  auto third = terminal(c);
+  EXPECT_EQ(second->wait_closed(), 4008);
+  third->send(R"({"type":"input","data":"echo third-$MARK\n"})");
+  EXPECT_TRUE(output_contains(*third, "third-tab-42"));
+}
+
+// The deadline holds by the gateway's own clock: with nobody sweeping
+// (cleanup down), the terminal still gets the termination and 1000 at the
+// deadline, and a terminal opened later gets them at once, with no shell.
+TEST_F(GatewayTest, TheTerminalEndsAtTheDeadlineEvenWithCleanupDown) {
+  platform->stop("cleanup");
+  const Candidate c = candidate_with_session(kFourSecondExam);
+  auto ws = terminal(c);
+  const auto end = until(*ws, [](const Json& j) { return j.value("type", "") == "termination"; }, 15s);
+  ASSERT_TRUE(end) << platform->logs().substr(0, 5000);
+  EXPECT_EQ((*end)["reason"], "time_expired");
+  EXPECT_EQ((*end)["message"], "Your exam time has expired");
+  EXPECT_EQ(ws->wait_closed(), 1000);
+  EXPECT_EQ(state_of(c), "running");  // nobody has terminated it: the gateway kept the time itself
+  auto late = terminal(c);
+  std::string seen;
+  const auto again = until(*late, [](const Json& j) { return j.value("type", "") == "termination"; }, 10s, &seen);
+  EXPECT_TRUE(again) << seen;
+  EXPECT_EQ(seen.find("\"output\""), std::string::npos) << seen;
+  EXPECT_EQ(late->wait_closed(), 1000);
+  platform->start("cleanup");
+  EXPECT_TRUE(testing::eventually([&] { return state_of(c) == "terminated"; }, 10s));
+}
+
+// Tokens outlive nothing: a valid one is exchanged for a fresh one of the same
+// user; an expired, forged or revoked one is refused (401).
+TEST_F(GatewayTest, RefreshGivesAFreshTokenAndRefusesExpiredOrRevokedOnes) {
+  const Candidate c = candidate_with_session();
+  HttpResult r = testing::http_as(c.token, gw, "POST", "/v1/auth/refresh");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const std::string fresh = data_of(r)["token"];
+  EXPECT_TRUE(data_of(r)["expires_at"].is_string());
+  EXPECT_EQ(data_of(r)["user_id"], c.user);
+  const auto verified = testing::run({"session-identity", "verify", "--token", fresh}, platform->env());
+  ASSERT_EQ(verified.exit_code, 0) << verified.err;
+  EXPECT_EQ(Json::parse(verified.out)["user_id"], c.user);
+  r = testing::http_as(fresh, gw, "GET", "/v1/sessions/" + c.session + "/status");
+  EXPECT_EQ(r.status, 200) << r.body;
+
+  ManualClock past(SystemClock().now() - std::chrono::hours(2));
+  identity::TokenPolicy policy;
+  policy.algorithms = {"HS256"};
+  policy.hs256_secret = platform->env().at("EXAMISO_IDENTITY_HS256_SECRET");
+  const std::string expired =
+      identity::TokenIssuer(policy, std::chrono::hours(1), std::chrono::hours(1), past).issue(c.user, {}).token;
+  r = testing::http_as(expired, gw, "POST", "/v1/auth/refresh");
+  EXPECT_EQ(r.status, 401);
+  EXPECT_EQ(code_of(r), "UNAUTHENTICATED");
+  EXPECT_EQ(testing::http(gw, "POST", "/v1/auth/refresh").status, 401);
+
+  // Signing out revokes the token: refresh and every request refuse it.
+  r = testing::http_as(fresh, gw, "POST", "/v1/auth/logout");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(testing::http_as(fresh, gw, "POST", "/v1/auth/refresh").status, 401);
+  EXPECT_EQ(testing::http_as(fresh, gw, "GET", "/v1/sessions").status, 401);
+  EXPECT_EQ(testing::run({"session-identity", "verify", "--token", fresh}, platform->env()).exit_code, 5);
+  // The other token of the same user is untouched.
+  EXPECT_EQ(testing::http_as(c.token, gw, "GET", "/v1/sessions").status, 200);
+}
+
+// Behind a trusted proxy the client is X-Forwarded-For's; from anyone else,
+// X-Forwarded-For is ignored (a sprayer cannot escape its limit by writing it).
+// Only requests that prove no user count per address.
+TEST_F(GatewayTest, PerAddressLimitsCountFailuresAndBelieveOnlyTrustedProxies) {
+  const testing::Env limits = {{"EXAMISO_GATEWAY_RATE_LIMIT_IP_PER_SECOND", "1"},
+                               {"EXAMISO_GATEWAY_RATE_LIMIT_IP_BURST", "5"}};
+  testing::Env trusted = limits;
+  trusted["EXAMISO_GATEWAY_TRUSTED_PROXIES"] = "127.0.0.0/8";
+  const std::string direct = platform->start_replica("gateway", limits);
+  const std::string proxied = platform->start_replica("gateway", trusted);
+  const auto bad = [](const std::string& address, const std::string& xff) {
+    testing::Headers h{{"Authorization", "Bearer not.a.token"}};
+    if (!xff.empty()) h.emplace_back("X-Forwarded-For", xff);
+    return testing::http(address, "GET", "/v1/sessions", "", h).status;
+  };
+  // Valid users are never counted per address, however many share it.
+  std::vector<Candidate> hall(12);
+  for (const auto& c : hall) EXPECT_EQ(testing::http_as(c.token, direct, "GET", "/v1/sessions").status, 200);
+  int refused = 0;
+  for (int i = 0; i < 10; ++i) refused += bad(direct, "203.0.113." + std::to_string(i)) == 429;
+  EXPECT_GE(refused, 4) << "a forged X-Forwarded-For escaped the limit";
+  // Through the trusted proxy: each forwarded client has its own bucket.
+  for (int i = 0; i < 6; ++i) bad(proxied, "198.51.100.7, 127.0.0.1");
+  EXPECT_EQ(bad(proxied, "198.51.100.7"), 429);
+  EXPECT_EQ(bad(proxied, "198.51.100.8"), 401);
+  // What a client wrote further left is not believed: the proxy's nearest hop is the client.
+  EXPECT_EQ(bad(proxied, "198.51.100.9, 198.51.100.7"), 429);
+  // Known users behind the same addresses go on.
+  EXPECT_EQ(testing::http_as(hall[0].token, direct, "GET", "/v1/sessions").status, 200);
 }
 
 // A key typed after a pause of a second echoes as fast as any other. gRPC's
@@ -775,6 +889,30 @@ TEST_F(GatewayTest, TlsServesHttpsWhenConfigured) {
   // Plain HTTP on the TLS port gets nothing useful.
   const auto plain = testing::raw_exchange("127.0.0.1:" + port, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 3s);
   EXPECT_EQ(plain.received.find("HTTP/1.1 200"), std::string::npos);
+
+  // The development platform: http and https, ws and wss, on one port.
+  const std::string both_port = std::to_string(testing::free_port());
+  env["EXAMISO_GATEWAY_LISTEN"] = "127.0.0.1:" + both_port;
+  env["EXAMISO_GATEWAY_PLAIN_HTTP_WITH_TLS"] = "true";
+  testing::Daemon both({"examiso-gateway"}, env);
+  const std::string both_address = "127.0.0.1:" + both_port;
+  ASSERT_TRUE(testing::wait_http(both_address, 10s)) << both.log();
+  const Candidate c = candidate_with_session();
+  const HttpResult created = testing::http_as(c.token, both_address, "GET", "/v1/sessions/" + c.session + "/status");
+  EXPECT_EQ(created.status, 200);
+  // The seed's wss:// example, with a client that accepts the certificate.
+  const std::string upgrade = "GET /v1/sessions/" + c.session + "/terminal HTTP/1.1\r\nHost: localhost:" +
+                              both_port +
+                              "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                              "Authorization: Bearer " + c.token + "\r\n\r\n";
+  ASSERT_TRUE(testing::eventually(
+      [&] {
+        r = testing::run({"openssl", "s_client", "-quiet", "-ign_eof", "-connect", both_address}, {}, 4s, upgrade);
+        return r.out.find("HTTP/1.1 101") != std::string::npos && r.out.find("\"type\":\"status\"") != std::string::npos;
+      },
+      15s, 200ms))
+      << r.out << r.err << both.log();
 }
 
 // Last: it stops a service.

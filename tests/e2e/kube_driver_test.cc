@@ -30,6 +30,14 @@ using namespace std::chrono_literals;
 
 constexpr const char* kNs = "exam-sessions";
 
+// The pods' keeper is this build's.
+environment::KubeDriverOptions options() {
+  environment::KubeDriverOptions o;
+  o.pod_namespace = kNs;
+  o.keeper_binary = testing::bin("examiso-sandbox");
+  return o;
+}
+
 EnvironmentSpec spec_for(const std::string& session_id = new_uuid()) {
   EnvironmentSpec s;
   s.environment_id = new_uuid();
@@ -79,7 +87,7 @@ Json waiting(const std::string& reason, const std::string& message) {
 
 TEST(KubeDriver, CreatesAHardenedPodAndItsNetworkPolicyAndWaitsUntilReady) {
   StandinApiServer api;
-  KubeDriver driver(endpoint_of(api), {kNs});
+  KubeDriver driver(endpoint_of(api), options());
   EnvironmentSpec spec = spec_for();
   spec.egress_allow = {"10.96.0.0/12:443", "192.0.2.0/24"};
   spec.runtime_class = "gvisor";
@@ -94,7 +102,8 @@ TEST(KubeDriver, CreatesAHardenedPodAndItsNetworkPolicyAndWaitsUntilReady) {
   const Json& ps = (*pod)["spec"];
   EXPECT_EQ(ps["automountServiceAccountToken"], false);
   EXPECT_EQ(ps["enableServiceLinks"], false);
-  EXPECT_EQ(ps["activeDeadlineSeconds"], 7200 + 900);
+  // The exam's duration, an hour to start it, and 900 s of grace.
+  EXPECT_EQ(ps["activeDeadlineSeconds"], 7200 + 3600 + 900);
   EXPECT_EQ(ps["runtimeClassName"], "gvisor");
   EXPECT_EQ(ps["securityContext"]["runAsNonRoot"], true);
   EXPECT_EQ(ps["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
@@ -140,7 +149,7 @@ TEST(KubeDriver, CreatesAHardenedPodAndItsNetworkPolicyAndWaitsUntilReady) {
 
 TEST(KubeDriver, EachHopelessPodFailsFastWithItsReasonAndLeavesNothing) {
   StandinApiServer api({.auto_run = false});
-  KubeDriver driver(endpoint_of(api), {kNs});
+  KubeDriver driver(endpoint_of(api), options());
   const std::vector<std::pair<Json, std::string>> cases = {
       {waiting("ErrImagePull", "pull access denied"), "the exam image could not be pulled (ErrImagePull: pull access denied)"},
       {waiting("ImagePullBackOff", "Back-off pulling image"), "the exam image could not be pulled (ImagePullBackOff"},
@@ -174,7 +183,7 @@ TEST(KubeDriver, EachHopelessPodFailsFastWithItsReasonAndLeavesNothing) {
 
 TEST(KubeDriver, RunsTheExamsSetupInThePodAndReportsItsFailure) {
   StandinApiServer api;
-  KubeDriver driver(endpoint_of(api), {kNs});
+  KubeDriver driver(endpoint_of(api), options());
   EnvironmentSpec ok = spec_for();
   ok.setup_script = "echo prepared > \"$HOME/setup-ran\"";
   driver.create(ok, std::chrono::steady_clock::now() + 10s);
@@ -201,7 +210,7 @@ TEST(KubeDriver, TheTerminalIsAnExecWithResizeAndFallsBackToV4) {
        {std::vector<std::string>{"v5.channel.k8s.io", "v4.channel.k8s.io"}, std::vector<std::string>{"v4.channel.k8s.io"}}) {
     StandinApiServer api;
     api.set_exec_protocols(protocols);
-    KubeDriver driver(endpoint_of(api), {kNs});
+    KubeDriver driver(endpoint_of(api), options());
     const EnvironmentSpec spec = spec_for();
     driver.create(spec, std::chrono::steady_clock::now() + 10s);
     auto t = driver.attach(spec.environment_id, 120, 40);
@@ -212,22 +221,20 @@ TEST(KubeDriver, TheTerminalIsAnExecWithResizeAndFallsBackToV4) {
         return out.find(needle) != std::string::npos;
       }, 10s);
     };
-    // (In tmux, which this machine has, its status line takes a row.)
     ASSERT_TRUE(t->write("echo \"size=$(stty size | tr ' ' x)\"; echo \"sum=$((6*7))\"\n"));
     EXPECT_TRUE(see("sum=42")) << out;
-    EXPECT_TRUE(out.find("size=40x120") != std::string::npos || out.find("size=39x120") != std::string::npos)
-        << protocols.back() << out;
+    EXPECT_NE(out.find("size=40x120"), std::string::npos) << protocols.back() << out;
     ASSERT_TRUE(t->resize(90, 20));
     ASSERT_TRUE(t->write("echo \"now=$(stty size | tr ' ' x)\"\n"));
-    EXPECT_TRUE(see("now=")) << out;
-    EXPECT_TRUE(see("x90")) << out;
-    EXPECT_TRUE(out.find("now=20x90") != std::string::npos || out.find("now=19x90") != std::string::npos) << out;
-    // A terminal that reconnects finds the same shell (tmux in the pod).
-    ASSERT_TRUE(t->write("export MARK=$((4000+242))\n"));
-    std::this_thread::sleep_for(300ms);
+    EXPECT_TRUE(see("now=20x90")) << out;
+    // A terminal that reconnects finds the same shell and its recent output
+    // (the keeper in the pod holds them, whatever the image: no tmux).
+    ASSERT_TRUE(t->write("export MARK=$((4000+242)); echo \"before-$((1+1))\"\n"));
+    EXPECT_TRUE(see("before-2")) << out;
     t.reset();  // the client goes; the shell stays
     t = driver.attach(spec.environment_id, 120, 40);
     out.clear();
+    EXPECT_TRUE(see("before-2")) << "no replay: " << out;
     // Its wait_fd (what the environment service's event loop waits on) polls
     // readable when there is output, and not once it is read.
     const auto readable = [&](int ms) {
@@ -243,12 +250,56 @@ TEST(KubeDriver, TheTerminalIsAnExecWithResizeAndFallsBackToV4) {
     api.fail_next(1, 500, "/exec");
     const std::string refused = reason_of([&] { driver.attach(spec.environment_id, 80, 24); });
     EXPECT_NE(refused.find("ENVIRONMENT_NOT_FOUND: exec refused: 500"), std::string::npos) << refused;
-    // The shell ends: the terminal says so.
+    // The shell ends: the keeper says so and starts another, in the same terminal.
     ASSERT_TRUE(t->write("exit\n"));
+    EXPECT_TRUE(see("your shell ended")) << out;
+    ASSERT_TRUE(t->write("echo \"new-$((2+3))\"\n"));
+    EXPECT_TRUE(see("new-5")) << out;
+    // Another client takes the terminal: this one ends, and knows why.
+    auto other = driver.attach(spec.environment_id, 120, 40);
     EXPECT_TRUE(testing::eventually([&] { return !t->read(100ms).has_value(); }, 10s));
+    EXPECT_TRUE(t->opened_elsewhere());
+    // Its exec ends once the keeper has let its client go; then it stays readable.
+    EXPECT_TRUE(readable(5000));
     EXPECT_TRUE(readable(0)) << "an ended terminal stays readable";
     driver.destroy(spec.environment_id);
   }
+}
+
+// A pod's backstop deadline (activeDeadlineSeconds) follows the session's once
+// its clock runs: shortened to the deadline and the grace, never lengthened
+// (Kubernetes refuses that); past it the pod ends (DeadlineExceeded).
+TEST(KubeDriver, ThePodsDeadlineFollowsTheSessionsOnceItsClockRuns) {
+  StandinApiServer api;
+  environment::KubeDriverOptions o = options();
+  o.deadline_grace_seconds = 1;
+  KubeDriver driver(endpoint_of(api), o);
+  const EnvironmentSpec spec = spec_for();
+  driver.create(spec, std::chrono::steady_clock::now() + 10s);
+  const auto deadline_seconds = [&] { return (*api.pod(kNs, spec.name))["spec"]["activeDeadlineSeconds"].get<int64_t>(); };
+  EXPECT_EQ(deadline_seconds(), 7200 + 3600 + 1);
+  const auto started = parse_iso8601((*api.pod(kNs, spec.name))["status"]["startTime"].get<std::string>());
+  ASSERT_TRUE(started);
+  const auto patches = [&] {
+    size_t n = 0;
+    for (const auto& r : api.requests()) n += r.rfind("PATCH ", 0) == 0;
+    return n;
+  };
+  // The session's deadline, 3 s from now: the pod's becomes that, and the grace.
+  const TimePoint deadline = std::chrono::system_clock::now() + 3s;
+  driver.follow_deadline(spec.environment_id, deadline);
+  const int64_t wanted = std::chrono::duration_cast<std::chrono::seconds>(deadline - *started).count() + 1 + 1;
+  EXPECT_EQ(deadline_seconds(), wanted);
+  // Longer is not possible, and not asked for.
+  const size_t before = patches();
+  driver.follow_deadline(spec.environment_id, deadline + 1h);
+  EXPECT_EQ(patches(), before);
+  EXPECT_EQ(deadline_seconds(), wanted);
+  // Until the deadline and its grace the pod runs; then it ends.
+  EXPECT_TRUE(driver.alive(spec.environment_id));
+  EXPECT_TRUE(testing::eventually([&] { return !driver.alive(spec.environment_id); }, 10s));
+  EXPECT_EQ((*api.pod(kNs, spec.name))["status"]["reason"], "DeadlineExceeded");
+  driver.destroy(spec.environment_id);
 }
 
 // Every exec stream of the process is served by one I/O thread: open
@@ -256,7 +307,7 @@ TEST(KubeDriver, TheTerminalIsAnExecWithResizeAndFallsBackToV4) {
 TEST(KubeDriver, OpenTerminalsCostNoThreadEach) {
   const auto threads = [] { return testing::proc_status(getpid(), "Threads"); };
   StandinApiServer api;
-  KubeDriver driver(endpoint_of(api), {kNs});
+  KubeDriver driver(endpoint_of(api), options());
   const EnvironmentSpec spec = spec_for();
   driver.create(spec, std::chrono::steady_clock::now() + 10s);
   std::vector<std::unique_ptr<environment::Terminal>> terminals;
@@ -284,7 +335,7 @@ TEST(KubeDriver, OpenTerminalsCostNoThreadEach) {
 // after a second: the connection is closed and nothing is kept.
 TEST(KubeDriver, ADroppedTerminalIsClosedEvenIfTheServerNeverAnswers) {
   StandinApiServer api;
-  KubeDriver driver(endpoint_of(api), {kNs});
+  KubeDriver driver(endpoint_of(api), options());
   const EnvironmentSpec spec = spec_for();
   driver.create(spec, std::chrono::steady_clock::now() + 10s);
   api.set_exec_answers_close(false);
@@ -299,7 +350,7 @@ TEST(KubeDriver, ADroppedTerminalIsClosedEvenIfTheServerNeverAnswers) {
 
 TEST(KubeDriver, RidesOutApiServerErrorsExpiredWatchesAndRestarts) {
   StandinApiServer api({.auto_run = false});
-  KubeDriver driver(endpoint_of(api, 1000ms), {kNs});
+  KubeDriver driver(endpoint_of(api, 1000ms), options());
 
   // 5xx and 429 on create are retried.
   EnvironmentSpec a = spec_for();
@@ -360,7 +411,7 @@ TEST(KubeDriver, FindsTheApiServerInClusterAndRefusesAWrongToken) {
   environment::KubeSettings in_cluster;
   in_cluster.token_file = api.token_file();
   in_cluster.ca_file = api.ca_file();
-  KubeDriver driver(environment::kube_endpoint(in_cluster), {kNs});
+  KubeDriver driver(environment::kube_endpoint(in_cluster), options());
   unsetenv("KUBERNETES_SERVICE_HOST");
   unsetenv("KUBERNETES_SERVICE_PORT");
   const EnvironmentSpec spec = spec_for();
@@ -370,11 +421,11 @@ TEST(KubeDriver, FindsTheApiServerInClusterAndRefusesAWrongToken) {
   // A kubeconfig naming the CA by path works too; a wrong token does not.
   environment::KubeSettings by_path;
   by_path.kubeconfig = api.write_kubeconfig(false);
-  EXPECT_TRUE(KubeDriver(environment::kube_endpoint(by_path), {kNs}).alive(spec.environment_id));
+  EXPECT_TRUE(KubeDriver(environment::kube_endpoint(by_path), options()).alive(spec.environment_id));
   environment::KubeEndpoint wrong = environment::kube_endpoint(by_path);
   wrong.token = "not-the-token";
   wrong.token_file.clear();
-  KubeDriver refused(wrong, {kNs});
+  KubeDriver refused(wrong, options());
   const std::string reason = reason_of([&] { refused.create(spec_for(), std::chrono::steady_clock::now() + 5s); });
   EXPECT_NE(reason.find("401"), std::string::npos) << reason;
 
@@ -430,7 +481,7 @@ TEST(KubeDriver, TheEnvironmentServiceRunsOnIt) {
 
   // A pod of ours that no record knows (a crash between create and record):
   // reconcile finds it by label and deletes it; the session's pod stays.
-  KubeDriver driver(endpoint_of(api), {kNs});
+  KubeDriver driver(endpoint_of(api), options());
   const EnvironmentSpec orphan = spec_for();
   driver.create(orphan, std::chrono::steady_clock::now() + 10s);
   EXPECT_TRUE(testing::eventually([&] { return !api.pod(kNs, orphan.name); }, 10s)) << platform.logs();
@@ -438,6 +489,44 @@ TEST(KubeDriver, TheEnvironmentServiceRunsOnIt) {
 
   ASSERT_EQ(platform.sh("execution-environment destroy --session-id " + id).exit_code, 0) << platform.logs();
   EXPECT_TRUE(nothing_left(api));
+}
+
+// A late starter keeps their pod to their deadline. The pod is made with room
+// for its exam to start (unstarted_seconds, 5 s here); once the session's
+// clock runs, the environment service (as it reconciles) shortens the pod's
+// backstop to the session's deadline and the grace. Before, a pod lived the
+// exam's duration and the grace from its own start: 5 s here, so a candidate
+// starting 3 s in lost the last 2 s of their exam.
+TEST(KubeDriver, ALateStartersPodLivesToTheirDeadline) {
+  StandinApiServer api;
+  testing::Platform platform(testing::shared_postgres().create_database(),
+                             {{"EXAMISO_ENVIRONMENT_DRIVER", "kubernetes"},
+                              {"EXAMISO_ENVIRONMENT_KUBE_CONFIG", api.write_kubeconfig(true)},
+                              {"EXAMISO_ENVIRONMENT_KUBE_DEADLINE_GRACE_SECONDS", "1"},
+                              {"EXAMISO_ENVIRONMENT_KUBE_UNSTARTED_SECONDS", "5"}});
+  platform.start("lifecycle");
+  platform.start("environment");
+  const std::string id = platform.create_session("00000000-0000-4000-8000-000000000010");  // four seconds
+  const auto r = platform.sh("execution-environment create --session-id " + id);
+  ASSERT_EQ(r.exit_code, 0) << r.err << platform.logs();
+  const std::string pod = Json::parse(r.out)["pod_name"];
+  const auto started = parse_iso8601((*api.pod(kNs, pod))["status"]["startTime"].get<std::string>());
+  ASSERT_TRUE(started);
+  const auto pod_deadline = [&] { return (*api.pod(kNs, pod))["spec"]["activeDeadlineSeconds"].get<int64_t>(); };
+  EXPECT_EQ(pod_deadline(), 4 + 5 + 1);
+  ASSERT_EQ(platform.sh("session-lifecycle transition --to ready --session-id " + id).exit_code, 0);
+  std::this_thread::sleep_until(*started + 3s);
+  ASSERT_EQ(platform.sh("session-lifecycle transition --to running --session-id " + id).exit_code, 0);
+  // The deadline is 7 s after the pod's start (and a part of a second): with the grace, 9.
+  EXPECT_TRUE(testing::eventually([&] { return pod_deadline() == 9; }, 5s)) << pod_deadline() << platform.logs();
+  std::this_thread::sleep_until(*started + 6s);
+  EXPECT_EQ((*api.pod(kNs, pod))["status"]["phase"], "Running") << platform.logs();
+  testing::TerminalClient t(platform.address("environment"), id);
+  ASSERT_TRUE(t.send("echo \"still-$((6*7))\"\n"));
+  EXPECT_TRUE(t.wait_for("still-42", 5s)) << t.output();
+  // The backstop holds: the pod ends after the deadline and its grace.
+  EXPECT_TRUE(testing::eventually([&] { return (*api.pod(kNs, pod))["status"]["phase"] == "Failed"; }, 10s));
+  EXPECT_GE(std::chrono::system_clock::now(), *started + 9s);
 }
 
 }  // namespace

@@ -76,7 +76,7 @@ std::string Platform::start_replica(const std::string& service, const Env& extra
 
 void Platform::stop(const std::string& service) { daemons_.at(service)->stop(); }
 
-std::string Platform::create_session(const std::string& exam_id, bool auto_provision) const {
+std::string Platform::create_session(const std::string& exam_id, bool auto_provision, std::string* user_id) const {
   auto stub = v1::LifecycleService::NewStub(
       grpc::CreateChannel(address("lifecycle"), grpc::InsecureChannelCredentials()));
   v1::CreateSessionRequest request;
@@ -87,6 +87,7 @@ std::string Platform::create_session(const std::string& exam_id, bool auto_provi
   grpc::ClientContext context;
   if (const auto s = stub->CreateSession(&context, request, &session); !s.ok())
     throw std::runtime_error("CreateSession failed: " + s.error_message());
+  if (user_id) *user_id = session.user_id();
   return session.session_id();
 }
 

@@ -27,9 +27,11 @@ class Platform final {
   // What a CLI (or a daemon) needs in its environment to reach every service.
   const Env& env() const { return env_; }
 
-  // A new session of `exam_id` ("" : the catalog's default) for a new user,
-  // through the lifecycle service; its id. Throws when it cannot be made.
-  std::string create_session(const std::string& exam_id = "", bool auto_provision = false) const;
+  // A new session of `exam_id` ("" : the catalog's default) for a new user
+  // (in `user_id` if asked), through the lifecycle service; its id. Throws
+  // when it cannot be made.
+  std::string create_session(const std::string& exam_id = "", bool auto_provision = false,
+                             std::string* user_id = nullptr) const;
 
   // Runs a command line with build/bin on PATH and env().
   CommandResult sh(const std::string& command, const Env& extra = {}) const;

@@ -40,6 +40,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "common/clock.h"
 #include "common/url.h"
 #include "common/uuid.h"
 #include "tests/support/http_client.h"
@@ -689,6 +690,11 @@ class Cluster final {
   void run_pod(const std::string& ns, const std::string& name);
   void finish_pod_deletion(const std::string& ns, const std::string& name, const std::string& uid);
   void end_container(const std::string& uid);
+  void kill_container(const std::string& uid);
+  ApiResponse patch_pod(const std::string& ns, const std::string& name, const ApiRequest& r);
+  // As a kubelet enforces spec.activeDeadlineSeconds: at startTime + that, the
+  // pod fails (DeadlineExceeded) and its processes end.
+  void follow_active_deadline(const std::string& ns, const std::string& name);
   void emit(const Resource& res, const std::string& ns, const std::string& type, const Json& object,
             const Json& previous);
   static std::optional<std::string> seen_as(const WatchRequest& w, const Event& e);
@@ -790,6 +796,7 @@ ApiResponse Cluster::dispatch(const ApiRequest& r, const Route& route, Outcome& 
         return not_found(*route.res, route.name);
       }
       if (r.method == "DELETE") return remove(*route.res, route.ns, route.name, r);
+      if (r.method == "PATCH" && route.res == &kPods) return patch_pod(route.ns, route.name, r);
       return method_not_allowed();
     }
     case Route::kCollection: {
@@ -967,8 +974,16 @@ void Cluster::finish_pod_deletion(const std::string& ns, const std::string& name
 }
 
 // The container goes with its pod: every process in it (daemons such as a
-// tmux server included, found by the mark in their environment), then its files.
+// a keeper included, found by the mark in their environment), then its files.
 void Cluster::end_container(const std::string& uid) {
+  kill_container(uid);
+  if (auto it = pod_dirs_.find(uid); it != pod_dirs_.end()) {
+    std::error_code ignored;
+    fs::remove_all(it->second, ignored);
+  }
+}
+
+void Cluster::kill_container(const std::string& uid) {
   if (auto it = exec_pids_.find(uid); it != exec_pids_.end())
     for (pid_t pid : it->second) kill(-pid, SIGKILL);
   const std::string mark = std::string(kPodMark) + "=" + uid;
@@ -984,10 +999,72 @@ void Cluster::end_container(const std::string& uid) {
         kill(std::stoi(pid), SIGKILL);
     }
   }
-  if (auto it = pod_dirs_.find(uid); it != pod_dirs_.end()) {
-    std::error_code ignored;
-    fs::remove_all(it->second, ignored);
+}
+
+// JSON merge patch (RFC 7386) of a pod: a running pod's spec may change only
+// in activeDeadlineSeconds (set, or made shorter), as a real API server allows.
+ApiResponse Cluster::patch_pod(const std::string& ns, const std::string& name, const ApiRequest& r) {
+  if (r.content_type.rfind("application/merge-patch+json", 0) != 0)
+    return status_response(415, "UnsupportedMediaType",
+                           "the body of the request was in an unknown format - accepted media types include: "
+                           "application/merge-patch+json");
+  const Json body = Json::parse(r.body, nullptr, false);
+  if (!body.is_object()) return bad_request("the patch is not a JSON object");
+  const Json* pod = find(kPods, ns, name);
+  if (!pod) return not_found(kPods, name);
+  Json patched = *pod;
+  patched.merge_patch(body);
+  Json old_spec = (*pod)["spec"], new_spec = patched["spec"];
+  old_spec.erase("activeDeadlineSeconds");
+  new_spec.erase("activeDeadlineSeconds");
+  if (old_spec != new_spec)
+    return invalid(kPods, name, "spec", "FieldValueForbidden",
+                   "Forbidden: pod updates may not change fields other than `spec.containers[*].image`, "
+                   "`spec.activeDeadlineSeconds`, `spec.tolerations` (only additions to existing tolerations)");
+  const Json& before = (*pod)["spec"].value("activeDeadlineSeconds", Json());
+  const Json& after_patch = patched["spec"].value("activeDeadlineSeconds", Json());
+  if (!before.is_null() && after_patch.is_null())
+    return invalid(kPods, name, "spec.activeDeadlineSeconds", "FieldValueInvalid",
+                   "Invalid value: \"null\": must not update from a positive integer to nil value");
+  if (!after_patch.is_null()) {
+    if (!after_patch.is_number_integer() || after_patch.get<int64_t>() <= 0)
+      return invalid(kPods, name, "spec.activeDeadlineSeconds", "FieldValueInvalid",
+                     "Invalid value: " + after_patch.dump() + ": must be between 1 and 2147483647, inclusive");
+    if (!before.is_null() && after_patch.get<int64_t>() > before.get<int64_t>())
+      return invalid(kPods, name, "spec.activeDeadlineSeconds", "FieldValueInvalid",
+                     "Invalid value: " + after_patch.dump() + ": must be less than or equal to previous value");
   }
+  modify(kPods, ns, name, [&](Json& p) {
+    p["spec"] = patched["spec"];
+    p["metadata"]["labels"] = patched["metadata"].value("labels", Json::object());
+  });
+  follow_active_deadline(ns, name);
+  return json_response(200, *find(kPods, ns, name));
+}
+
+void Cluster::follow_active_deadline(const std::string& ns, const std::string& name) {
+  const Json* pod = find(kPods, ns, name);
+  if (!pod || !(*pod)["spec"].contains("activeDeadlineSeconds") || !(*pod)["status"].contains("startTime")) return;
+  const auto started = parse_iso8601((*pod)["status"]["startTime"].get<std::string>());
+  if (!started) return;
+  const auto at = *started + std::chrono::seconds((*pod)["spec"]["activeDeadlineSeconds"].get<int64_t>());
+  const std::string uid = (*pod)["metadata"]["uid"];
+  const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(at - std::chrono::system_clock::now());
+  after(std::max(wait, std::chrono::milliseconds(0)), [this, ns, name, uid, at] {
+    std::lock_guard lock(mutex_);
+    const Json* now = find(kPods, ns, name);
+    if (!now || (*now)["metadata"]["uid"] != uid || (*now)["status"].value("phase", "") != "Running") return;
+    const auto started = parse_iso8601((*now)["status"]["startTime"].get<std::string>());
+    const auto seconds = (*now)["spec"].value("activeDeadlineSeconds", int64_t{0});
+    if (!started || *started + std::chrono::seconds(seconds) != at) return;  // moved: its own check follows
+    kill_container(uid);
+    modify(kPods, ns, name, [](Json& p) {
+      p["status"]["phase"] = "Failed";
+      p["status"]["reason"] = "DeadlineExceeded";
+      p["status"]["message"] = "Pod was active on the node longer than the specified deadline";
+      for (auto& c : p["status"]["containerStatuses"]) c["ready"] = false;
+    });
+  });
 }
 
 void Cluster::run_pod(const std::string& ns, const std::string& name) {
@@ -1020,6 +1097,7 @@ void Cluster::run_pod(const std::string& ns, const std::string& name) {
                      {"containerStatuses", containers},
                      {"qosClass", "Burstable"}};
   });
+  follow_active_deadline(ns, name);
 }
 
 // What a watch sees of an event: a change that moves an object into or out

@@ -418,6 +418,7 @@ const std::set<std::pair<std::string, std::string>> kCalls = {
 const std::set<std::pair<std::string, std::string>> kOperatorSecrets = {
     {"examiso-secrets", "DATABASE_URL"},
     {"examiso-secrets", "identity-rs256-public.pem"},
+    {"examiso-secrets", "identity-refresh-secret"},
     {"examiso-gateway-tls", ""},
     {"examiso-gateway-tls", "tls.crt"},
     {"examiso-gateway-tls", "tls.key"}};

@@ -263,6 +263,34 @@ TEST_F(TokenTest, RefusesToIssueWithoutASecret) {
   }
 }
 
+// Production: the identity provider signs RS256 and identity holds no key of
+// theirs, so refreshed tokens are signed with identity's own refresh secret;
+// they verify, while the development sign-in stays off and no other HS256
+// token passes (neither a guessed secret nor the RSA public key as one).
+TEST_F(TokenTest, RefreshesProductionTokensWithTheRefreshSecret) {
+  TokenPolicy p = policy({"RS256"});
+  p.hs256_secret.clear();
+  p.refresh_secret = "identity-own-refresh-secret-0123456789";
+  const TokenVerifier verifier(p, clock_);
+  const VerifiedToken original = verifier.verify(sign(JWT_ALG_RS256, rsa_->private_pem, claims()));
+  TokenIssuer issuer(p, std::chrono::seconds(3600), std::chrono::seconds(86400), clock_);
+  EXPECT_THROW(issuer.issue(kUser, std::chrono::seconds(60)), Error);
+  const IssuedToken fresh = issuer.refresh(original);
+  EXPECT_EQ(fresh.expires_at, kNow + std::chrono::seconds(3600));
+  EXPECT_EQ(verifier.verify(fresh.token).user_id, kUser);
+  EXPECT_EQ(outcome(p, forge({{"alg", "HS256"}}, claims(), "a-guessed-secret")), "bad_signature");
+  EXPECT_EQ(outcome(p, forge({{"alg", "HS256"}}, claims(), rsa_->public_pem)), "bad_signature");
+  // Without a refresh secret, HS256 is not accepted at all, and nothing refreshes.
+  p.refresh_secret.clear();
+  EXPECT_EQ(outcome(p, fresh.token), "algorithm_not_accepted");
+  try {
+    TokenIssuer(p, std::chrono::seconds(3600), std::chrono::seconds(86400), clock_).refresh(original);
+    FAIL() << "refreshed without a key";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), "TOKEN_ISSUING_DISABLED");
+  }
+}
+
 TEST(TokenPolicyConfig, RefusesAlgorithmsWithoutKeys) {
   testing::TempDir dir;
   const std::string path = dir.path() + "/c.yaml";

@@ -1,6 +1,7 @@
 #pragma once
 // The keeper's socket protocol: frames of [type: 1 byte][length: 4 bytes,
-// big-endian][payload]. Keeper to client: output, notice, claimed. Client to
+// big-endian][payload]. Keeper to client: output, notice, claimed, taken (the
+// terminal was opened by a newer client, the last frame this one gets). Client to
 // keeper: input, resize (cols and rows as two big-endian uint16), claim (the
 // hostname a pooled sandbox takes when a session claims it; the environment
 // service's only, never forwarded from a terminal client).
@@ -11,7 +12,15 @@
 
 namespace examiso::sandbox {
 
-enum class FrameType : char { output = 'o', notice = 'n', input = 'i', resize = 'r', claim = 'c', claimed = 'C' };
+enum class FrameType : char {
+  output = 'o',
+  notice = 'n',
+  input = 'i',
+  resize = 'r',
+  claim = 'c',
+  claimed = 'C',
+  taken = 'x',
+};
 
 struct Frame {
   FrameType type;

@@ -7,6 +7,12 @@
 //                   [--cgroup-procs FILE]... [--cols C --rows R] [--ready-timeout-ms N] [--idle]
 //                   [--home DIR --home-options TMPFS_OPTIONS]
 //                   -- COMMAND... [--respawn RESPAWN_COMMAND...]
+//   examiso-sandbox --attach PATH
+//
+// --attach: a terminal client of the keeper at PATH for whoever has only a
+// pipe to it (a pod's exec stream): standard input to the socket and the
+// socket to standard output, the frames as they are, until either side ends.
+// It is statically linked, so that it runs in any exam image.
 //
 // --home: the sandbox's home, a tmpfs mounted at DIR in a mount namespace of
 // the keeper's own (so only the keeper and its sandboxes see it, and it goes
@@ -99,6 +105,12 @@ class Keeper final {
     }
     std::printf("ready\n");
     std::fflush(stdout);
+    // Nothing more to say there: whoever waits for the end of it (a pod's
+    // exec) is not kept waiting.
+    if (const int null = open("/dev/null", O_WRONLY | O_CLOEXEC); null >= 0) {
+      dup2(null, 1);
+      close(null);
+    }
     loop();
     if (shell_.pid > 0) kill(-shell_.pid, SIGKILL);
     unlink(o_.socket.c_str());
@@ -281,7 +293,9 @@ class Keeper final {
   void accept_client() {
     const int fd = accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0) return;
-    drop_client();  // the newest client wins
+    // The newest client wins; the one it replaces is told why it goes.
+    if (client_ >= 0) to_client(encode_frame(FrameType::taken, ""));
+    drop_client();
     client_ = fd;
     if (release_on_attach_) {
       release_on_attach_ = false;
@@ -523,9 +537,46 @@ bool parse(int argc, char** argv, Options& o) {
   return !o.socket.empty() && !o.pid_file.empty() && !o.command.empty();
 }
 
+int attach(const char* path) {
+  signal(SIGPIPE, SIG_IGN);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (std::strlen(path) >= sizeof addr.sun_path) return 2;
+  std::strcpy(addr.sun_path, path);
+  // The keeper may be starting still: its socket is tried for 10 s.
+  int fd = -1;
+  for (int attempt = 0; fd < 0 && attempt < 100; ++attempt) {
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      close(fd);
+      fd = -1;
+      usleep(100000);
+    }
+  }
+  if (fd < 0) {
+    std::fprintf(stderr, "examiso-sandbox: no keeper answers at %s: %s\n", path, std::strerror(errno));
+    return 1;
+  }
+  pollfd fds[2] = {{0, POLLIN, 0}, {fd, POLLIN, 0}};
+  char buf[65536];
+  for (;;) {
+    if (poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      return 1;
+    }
+    for (int i = 0; i < 2; ++i) {
+      if (!fds[i].revents) continue;
+      const ssize_t n = read(fds[i].fd, buf, sizeof buf);
+      if (n <= 0) return 0;  // either side ended: the shell goes on for the next client
+      if (!write_all(i == 0 ? fd : 1, std::string_view(buf, static_cast<size_t>(n)))) return 0;
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 3 && std::string(argv[1]) == "--attach") return attach(argv[2]);
   Options options;
   try {
     if (!parse(argc, argv, options)) {
