@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "bench/latency.h"
+#include "bench/targets.h"
 #include "bench/terminal_output.h"
 #include "common/json.h"
 #include "common/uuid.h"
@@ -214,4 +215,4 @@ BENCHMARK(BM_TwoHundredLiveSandboxes)->Iterations(1)->UseRealTime()->Unit(benchm
 
 }  // namespace
 
-BENCHMARK_MAIN();
+EXAMISO_BENCH_MAIN();

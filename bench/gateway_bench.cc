@@ -24,6 +24,7 @@
 #include <thread>
 
 #include "bench/latency.h"
+#include "bench/targets.h"
 #include "bench/terminal_output.h"
 #include "common/json.h"
 #include "tests/support/http_client.h"
@@ -184,6 +185,16 @@ class Bench {
                 rps.size() > 1 ? rps[1].str().c_str() : "?", p99.size() > 1 ? p99[1].str().c_str() : "?",
                 errors ? (", NON-2XX: " + non2xx[1].str()).c_str() : "");
     if (rps.size() < 2) std::cout << r.out << r.err;
+    // The floor in the same run: the gateway's own /healthz, which asks no service.
+    const auto floor = testing::run({"wrk", "-t2", "-c64", "-d10s", "--latency", "http://" + gw_ + "/healthz"}, {}, 60s);
+    std::smatch floor_rps;
+    std::regex_search(floor.out, floor_rps, std::regex(R"(Requests/sec:\s+([\d.]+))"));
+    if (rps.size() > 1 && floor_rps.size() > 1) {
+      const double status = std::stod(rps[1].str()), healthz = std::stod(floor_rps[1].str());
+      std::printf("GET /healthz, the same load: %.0f req/s\n", healthz);
+      bench::target("gateway: /healthz req/s over status req/s (status at half the floor or better)", healthz,
+                    status, 2.0, "req/s");
+    }
   }
 
   std::string targets_file(const std::vector<Json>& targets) {
@@ -237,6 +248,11 @@ class Bench {
                 "ms; Node ws+node-pty p50 %.2f ms, max %.2f ms\n",
                 e_paused["p50_ms"].get<double>(), e_paused["max_ms"].get<double>(), n_paused["p50_ms"].get<double>(),
                 n_paused["max_ms"].get<double>());
+    bench::target("terminal echo p99 (Node.js client), examiso vs the peer", percentile(e_p99, 0.5),
+                  percentile(n_p99, 0.5), 1.5, "ms");
+    // A key typed after a pause (gRPC's idle threads once held one in twelve 75-100 ms).
+    bench::target("terminal echo after a second's pause, slowest key, examiso vs the peer",
+                  e_paused["max_ms"].get<double>(), std::max(1.0, n_paused["max_ms"].get<double>()), 10, "ms");
     std::vector<double> e_lean, n_lean;
     for (int round = 0; round < kRounds; ++round) {
       const auto e = lean_echo_ms(Json::parse(std::ifstream(examiso))[0], 2000);
@@ -262,6 +278,8 @@ class Bench {
         bare.push_back(bare_pty_mb_per_s(kind));
       }
       const double e = percentile(e_out, 0.5), n = percentile(n_out, 0.5), b = percentile(bare, 0.5);
+      bench::target(std::string("terminal output, ") + kind + ": a bare pty (the floor) over examiso", b, e, 1.5,
+                    "MB/s");
       std::printf("terminal output, %s, median of %d rounds: examiso %.1f MB/s vs Node ws+node-pty %.1f MB/s "
                   "(%.2fx, target >= 1.5x)\n  examiso by round:%s\n  peer by round:   %s\n"
                   "  a bare pty read with nothing behind it: %.1f MB/s (%.2fx the peer)\n"
@@ -382,6 +400,8 @@ class Bench {
     line("peer", peer_some);
     line("examiso", all);
     line("peer", peer_all);
+    bench::target("echo p99 with " + std::to_string(n) + " terminals open, 50 typing, examiso vs the peer",
+                  some["p99_ms"].get<double>(), peer_some["p99_ms"].get<double>(), 1.5, "ms");
     std::printf("memory per open terminal: gateway %.1f KiB; whole machine (gateway, services, shells) %.1f KiB\n",
                 double(gateway_during_ - gateway_before) / double(n),
                 double(available_before - available_during_) / double(n));
@@ -412,5 +432,5 @@ int main(int argc, char** argv) {
   if (run("status")) bench.status_wrk();
   if (run("terminal") || run("echo") || run("output")) bench.terminal_versus_peer(run("terminal") || run("echo"), run("terminal") || run("output"));
   if (run("many")) bench.many_terminals(terminals);
-  return 0;
+  return examiso::bench::finish_targets();
 }

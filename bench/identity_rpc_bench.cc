@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "bench/latency.h"
+#include "bench/targets.h"
 #include "examiso/v1/identity.grpc.pb.h"
 #include "tests/support/postgres.h"
 #include "tests/support/process.h"
@@ -46,4 +47,4 @@ BENCHMARK(BM_ValidateIdentityRpc)->Iterations(20000)->UseRealTime()->Unit(benchm
 
 }  // namespace
 
-BENCHMARK_MAIN();
+EXAMISO_BENCH_MAIN();

@@ -1,6 +1,7 @@
 // Token verification throughput on one core (target: HS256 >= 100,000/s).
 #include <benchmark/benchmark.h>
 
+#include "bench/targets.h"
 #include "services/identity/token.h"
 
 namespace {
@@ -44,4 +45,4 @@ BENCHMARK(BM_RejectForgedHs256);
 
 }  // namespace
 
-BENCHMARK_MAIN();
+EXAMISO_BENCH_MAIN();

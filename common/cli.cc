@@ -22,6 +22,7 @@ Command::Command(const std::string& binary, const std::string& description, std:
 
 CLI::App* Command::subcommand(const std::string& name, const std::string& description, std::function<Json()> action) {
   CLI::App* sub = app_.add_subcommand(name, description);
+  sub->fallthrough();  // --address and --config after the subcommand too, as people type them
   actions_[sub] = std::move(action);
   return sub;
 }

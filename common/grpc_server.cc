@@ -75,7 +75,7 @@ void GrpcServer::start() {
 }
 
 CallbackKeepAwake::CallbackKeepAwake(const std::shared_ptr<grpc::Channel>& channel)
-    : thread_([this, stub = std::shared_ptr(grpc::health::v1::Health::NewStub(channel))] {
+    : stub_(grpc::health::v1::Health::NewStub(channel)), thread_([this] {
         std::unique_lock lock(mutex_);
         while (!cv_.wait_for(lock, std::chrono::milliseconds(500), [&] { return stop_; })) {
           struct Call {
@@ -85,7 +85,11 @@ CallbackKeepAwake::CallbackKeepAwake(const std::shared_ptr<grpc::Channel>& chann
           };
           auto call = std::make_shared<Call>();
           call->context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(1));
-          stub->async()->Check(&call->context, &call->request, &call->response, [stub, call](grpc::Status) {});
+          ++in_flight_;
+          stub_->async()->Check(&call->context, &call->request, &call->response, [this, call](grpc::Status) {
+            std::lock_guard done(mutex_);
+            if (--in_flight_ == 0) cv_.notify_all();
+          });
         }
       }) {}
 
@@ -96,6 +100,8 @@ CallbackKeepAwake::~CallbackKeepAwake() {
   }
   cv_.notify_all();
   thread_.join();
+  std::unique_lock lock(mutex_);
+  cv_.wait(lock, [&] { return in_flight_ == 0; });  // each ends within its 1 s deadline
 }
 
 void GrpcServer::wait() {
@@ -110,6 +116,7 @@ void GrpcServer::wait() {
       }
     }
     set_serving(false);
+    awake_.reset();  // its checks end before the server does
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   });
   server_->Wait();

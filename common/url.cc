@@ -33,4 +33,21 @@ std::string percent_decode(std::string_view s) {
   return out;
 }
 
+RequestTarget split_target(std::string_view target) {
+  RequestTarget out;
+  const auto q = target.find('?');
+  out.path = std::string(target.substr(0, q));
+  if (q == std::string_view::npos) return out;
+  std::string_view query = target.substr(q + 1);
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    const auto eq = pair.find('=');
+    out.query[percent_decode(pair.substr(0, eq))] = eq == std::string_view::npos ? "" : percent_decode(pair.substr(eq + 1));
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return out;
+}
+
 }  // namespace examiso

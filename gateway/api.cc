@@ -464,7 +464,7 @@ void Api::revoke_token(const std::shared_ptr<Context>& c) {
                                     });
 }
 
-bool Api::websocket_route(const std::string& path) const {
+bool Api::websocket_route(const std::string& path) {
   const Match m = match_path(path);
   return m.templ == "/v1/sessions/{id}/terminal" || m.templ == "/v1/sessions/{id}/status";
 }

@@ -35,7 +35,7 @@ class Api final {
 
   void handle(HttpRequest request, Respond respond);
 
-  bool websocket_route(const std::string& path) const;
+  static bool websocket_route(const std::string& path);
   // Authenticates and authorizes a WebSocket before the upgrade is accepted.
   void decide_websocket(HttpRequest request, DecideWs decide);
 

@@ -12,6 +12,7 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <thread>
 
 #include "common/grpc_server.h"
@@ -36,6 +37,10 @@ struct Shared {
   Api& api;
   ServerOptions o;
   std::optional<ssl::context> tls;
+  // Open WebSockets, told 1012 (service restart) when the gateway stops, so
+  // that their clients know to come back rather than guess.
+  std::mutex open_mutex;
+  std::vector<std::weak_ptr<WsPeer>> open;
 };
 
 void add_security_headers(http::response<http::string_body>& res) {
@@ -128,6 +133,11 @@ class WsSession final : public WsPeer, public std::enable_shared_from_this<WsSes
       return do_read();
     }
     handler_ = std::move(decision_.handler);
+    {
+      std::lock_guard lock(shared_.open_mutex);
+      std::erase_if(shared_.open, [](const auto& w) { return w.expired(); });
+      shared_.open.push_back(this->weak_from_this());
+    }
     handler_->start(this->shared_from_this());
     do_read();
   }
@@ -244,20 +254,9 @@ class HttpSession final : public std::enable_shared_from_this<HttpSession<Stream
     keep_alive_ = req.keep_alive();
     HttpRequest r;
     r.method = std::string(req.method_string());
-    const std::string target(req.target());
-    const auto q = target.find('?');
-    r.path = target.substr(0, q);
-    if (q != std::string::npos) {
-      std::string_view query = std::string_view(target).substr(q + 1);
-      while (!query.empty()) {
-        const auto amp = query.find('&');
-        const std::string_view pair = query.substr(0, amp);
-        const auto eq = pair.find('=');
-        r.query[percent_decode(pair.substr(0, eq))] = eq == std::string_view::npos ? "" : percent_decode(pair.substr(eq + 1));
-        if (amp == std::string_view::npos) break;
-        query.remove_prefix(amp + 1);
-      }
-    }
+    RequestTarget target = split_target(std::string_view(req.target().data(), req.target().size()));
+    r.path = std::move(target.path);
+    r.query = std::move(target.query);
     r.authorization = std::string(req[http::field::authorization]);
     r.origin = std::string(req[http::field::origin]);
     r.host = std::string(req[http::field::host]);
@@ -404,7 +403,7 @@ class Listener final : public std::enable_shared_from_this<Listener> {
 }  // namespace
 
 void serve(Api& api, const ServerOptions& options) {
-  Shared shared{api, options, std::nullopt};
+  Shared shared{api, options, std::nullopt, {}, {}};
   if (!options.tls_cert_file.empty()) {
     shared.tls.emplace(ssl::context::tls_server);
     shared.tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
@@ -431,6 +430,12 @@ void serve(Api& api, const ServerOptions& options) {
   for (int i = 0; i < threads; ++i) pool.emplace_back([&ioc] { ioc.run(); });
   while (!wait_for_shutdown_signal(std::chrono::seconds(1))) {
   }
+  {
+    std::lock_guard lock(shared.open_mutex);
+    for (const auto& w : shared.open)
+      if (auto peer = w.lock()) peer->close(1012, "the gateway is restarting");
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the close frames leave
   ioc.stop();
   for (auto& t : pool) t.join();
   log::info("stopped");

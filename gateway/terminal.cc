@@ -128,15 +128,8 @@ class TerminalBridge final : public WsHandler, public std::enable_shared_from_th
 
   void on_message(std::string text) override {
     metrics_.terminal_bytes(false, text.size());
-    const Json m = Json::parse(text, nullptr, false);
-    const std::string type = m.is_object() ? m.value("type", "") : "";
-    v1::AttachRequest r;
-    if (type == "input" && m["data"].is_string()) {
-      r.set_input(m["data"].get<std::string>());
-    } else if (type == "resize" && m["cols"].is_number_integer() && m["rows"].is_number_integer()) {
-      r.mutable_resize()->set_cols(static_cast<uint32_t>(std::clamp<int64_t>(m["cols"].get<int64_t>(), 1, 1000)));
-      r.mutable_resize()->set_rows(static_cast<uint32_t>(std::clamp<int64_t>(m["rows"].get<int64_t>(), 1, 1000)));
-    } else {
+    auto r = terminal_message(text);
+    if (!r) {
       peer_send(Json{{"type", "error"},
                      {"data", {{"code", "INVALID_ARGUMENT"},
                                {"message", "expected {\"type\":\"input\",\"data\":...} or "
@@ -144,7 +137,7 @@ class TerminalBridge final : public WsHandler, public std::enable_shared_from_th
                                {"recoverable", true}}}});
       return;
     }
-    if (!attach_.write(std::move(r))) finish(1008, "input faster than the terminal takes it");
+    if (!attach_.write(std::move(*r))) finish(1008, "input faster than the terminal takes it");
   }
 
   void on_drained() override { attach_.resume(); }
@@ -156,6 +149,7 @@ class TerminalBridge final : public WsHandler, public std::enable_shared_from_th
     }
     attach_.context.TryCancel();
     watch_.context.TryCancel();
+    attach_.release();
     disarm();
   }
 
@@ -166,15 +160,18 @@ class TerminalBridge final : public WsHandler, public std::enable_shared_from_th
   }
 
   void finish(uint16_t code, const std::string& reason, const Json& last_message = Json()) {
-    std::unique_ptr<grpc::Alarm> alarm;
-    std::lock_guard lock(mutex_);
-    if (closing_ || !peer_) return;
-    closing_ = true;
-    if (!last_message.is_null()) peer_->send(compact_json(last_message));
-    peer_->close(code, reason);
-    attach_.context.TryCancel();
-    watch_.context.TryCancel();
-    alarm = std::move(alarm_);  // cancelled as it goes, after the lock
+    std::unique_ptr<grpc::Alarm> alarm;  // cancelled as it goes, after the lock
+    {
+      std::lock_guard lock(mutex_);
+      if (closing_ || !peer_) return;
+      closing_ = true;
+      if (!last_message.is_null()) peer_->send(compact_json(last_message));
+      peer_->close(code, reason);
+      attach_.context.TryCancel();
+      watch_.context.TryCancel();
+      alarm = std::move(alarm_);
+    }
+    attach_.release();
   }
 
   // The deadline, by this gateway's clock: a new one replaces the old (an
@@ -245,8 +242,14 @@ class TerminalBridge final : public WsHandler, public std::enable_shared_from_th
     explicit Attach(TerminalBridge& b) : b_(b) {}
     grpc::ClientContext context;
 
+    // Writes and resumed reads start on the WebSocket's thread, outside any
+    // reaction: a hold keeps the call (gRPC frees it before OnDone) until
+    // release(), once no more will be started (the read side ended, or the
+    // client went). UBSan caught a write into a call already freed.
     void begin() {
       b_.backends_.environment()->async()->Attach(&context, this);
+      held_ = true;
+      AddHold();
       v1::AttachRequest start;
       start.mutable_start()->set_session_id(b_.session_id_);
       write(std::move(start));
@@ -254,11 +257,20 @@ class TerminalBridge final : public WsHandler, public std::enable_shared_from_th
       StartCall();
     }
 
+    void release() {
+      {
+        std::lock_guard lock(mutex_);
+        if (!held_) return;
+        held_ = false;
+      }
+      RemoveHold();  // may end the call here: not under the lock
+    }
+
     // False when the client sends faster than the terminal takes it, past
     // any reason (a bounded queue, not a growing one).
     bool write(v1::AttachRequest r) {
       std::lock_guard lock(mutex_);
-      if (done_) return true;
+      if (!held_) return true;
       queued_ += r.input().size();
       if (queued_ > kInputLimit) return false;
       queue_.push_back(std::move(r));
@@ -271,7 +283,7 @@ class TerminalBridge final : public WsHandler, public std::enable_shared_from_th
 
     void resume() {
       std::lock_guard lock(mutex_);
-      if (paused_ && !done_) {
+      if (paused_ && held_) {
         paused_ = false;
         StartRead(&in_);
       }
@@ -290,7 +302,7 @@ class TerminalBridge final : public WsHandler, public std::enable_shared_from_th
 
     void OnReadDone(bool ok) override {
       if (ok && in_.has_ended()) opened_elsewhere_ = in_.ended().opened_elsewhere();
-      if (!ok || in_.has_ended()) return;  // OnDone follows
+      if (!ok || in_.has_ended()) return release();  // OnDone follows
       const std::string text = utf8_text(carry_, in_.output());
       b_.metrics_.terminal_bytes(true, in_.output().size());
       std::shared_ptr<WsPeer> peer;
@@ -314,10 +326,6 @@ class TerminalBridge final : public WsHandler, public std::enable_shared_from_th
     }
 
     void OnDone(const grpc::Status& s) override {
-      {
-        std::lock_guard lock(mutex_);
-        done_ = true;
-      }
       if (!s.ok() && s.error_code() != grpc::StatusCode::CANCELLED) {
         const Error e = b_.backends_.error(s, "environment");
         log::warn("terminal_attach_failed", {{"session_id", b_.session_id_}, {"code", e.code()}});
@@ -336,7 +344,8 @@ class TerminalBridge final : public WsHandler, public std::enable_shared_from_th
     std::mutex mutex_;
     std::deque<v1::AttachRequest> queue_;
     size_t queued_ = 0;
-    bool writing_ = false, paused_ = false, done_ = false;
+    bool writing_ = false, paused_ = false;
+    bool held_ = false;  // writes may start (see begin)
     bool opened_elsewhere_ = false;  // the stream's end said so
     v1::AttachResponse in_;
     std::string carry_;
@@ -397,6 +406,25 @@ class TerminalBridge final : public WsHandler, public std::enable_shared_from_th
 };
 
 }  // namespace
+
+std::optional<v1::AttachRequest> terminal_message(const std::string& text) {
+  const Json m = Json::parse(text, nullptr, false);
+  if (!m.is_object()) return std::nullopt;
+  // Looked up, never indexed: a const Json's [] on a missing key reads past
+  // the object (the fuzzer's first find: {"type":"input"} without "data").
+  const auto field = [&](const char* key) { return m.contains(key) ? m.at(key) : Json(); };
+  const Json type = field("type"), data = field("data"), cols = field("cols"), rows = field("rows");
+  v1::AttachRequest r;
+  if (type == "input" && data.is_string()) {
+    r.set_input(data.get<std::string>());
+  } else if (type == "resize" && cols.is_number_integer() && rows.is_number_integer()) {
+    r.mutable_resize()->set_cols(static_cast<uint32_t>(std::clamp<int64_t>(cols.get<int64_t>(), 1, 1000)));
+    r.mutable_resize()->set_rows(static_cast<uint32_t>(std::clamp<int64_t>(rows.get<int64_t>(), 1, 1000)));
+  } else {
+    return std::nullopt;
+  }
+  return r;
+}
 
 std::string utf8_text(std::string& carry, std::string_view in) {
   std::string bytes = carry + std::string(in);

@@ -3,6 +3,7 @@
 // service's Attach stream, with the session's status alongside) and the
 // status stream (WatchSession). Free of Boost.Beast: they talk to a WsPeer.
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "gateway/backends.h"
@@ -18,6 +19,10 @@ std::shared_ptr<WsHandler> make_status_stream(Backends& backends, Metrics& metri
 // session is started; then the terminal access is authorized (and logged).
 void open_terminal(Backends& backends, Metrics& metrics, const std::string& session_id, const std::string& user_id,
                    const std::string& client_ip, DecideWs decide);
+
+// A client's message on the terminal WebSocket as the Attach stream takes it:
+// input, or a resize (clamped to 1..1000); nullopt for anything else.
+std::optional<v1::AttachRequest> terminal_message(const std::string& text);
 
 // Valid UTF-8 for JSON text: a sequence cut at the end of `in` waits in
 // `carry` for the next chunk; invalid bytes become U+FFFD.

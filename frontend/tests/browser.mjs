@@ -87,6 +87,7 @@ try {
   });
   const name = `alice-${Date.now()}`;
   let sessionId = '';
+  let expiredToken = '';
 
   await step(page, 'sign in', async () => {
     await signIn(page, name);
@@ -156,6 +157,7 @@ try {
       return { token: localStorage.getItem('examiso.token'), oldStatus: r.status };
     }, first);
     check(now.oldStatus === 401, `the first token still works (${now.oldStatus}): the test did not wait past it`);
+    expiredToken = first;
     check(now.token && now.token !== first, 'the token was not refreshed');
     await page.reload();
     await page.locator('.xterm-rows').waitFor({ timeout: WAIT });
@@ -232,6 +234,28 @@ try {
     await page.getByRole('button', { name: 'Back to my exams' }).focus();
     await page.keyboard.press('Enter');
     await page.getByRole('heading', { name: 'Your exams' }).waitFor({ timeout: WAIT });
+  });
+
+  // Production sign-in: the identity provider sends the candidate to /#token=.
+  const provider = await candidatePage();
+  await step(provider, 'a token from the identity provider signs in, and leaves the address bar', async () => {
+    const r = await fetch(`${base}/v1/dev/token`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ name: `ivan-${Date.now()}` }),
+    });
+    const { token } = (await r.json()).data;
+    await provider.goto(`${base}/#token=${token}`);
+    await provider.getByRole('heading', { name: 'Your exams' }).waitFor({ timeout: WAIT });
+    check(!provider.url().includes('token'), `the token stayed in the address bar: ${provider.url()}`);
+    check((await provider.evaluate(() => localStorage.getItem('examiso.token'))) === token, 'the token was not kept');
+  });
+  await step(provider, 'a kept token that has expired sends the candidate to sign in, saying why', async () => {
+    check(expiredToken, 'no expired token from the refresh step');
+    await provider.evaluate((t) => localStorage.setItem('examiso.token', t), expiredToken);
+    await provider.reload();
+    await provider.getByRole('heading', { name: 'Sign in' }).waitFor({ timeout: WAIT });
+    await provider.getByText('Your sign-in has expired. Please sign in again.').waitFor({ timeout: WAIT });
   });
 
   // The clock runs out: the end screen says so, whatever the candidate does.

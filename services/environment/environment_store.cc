@@ -129,26 +129,48 @@ bool EnvironmentStore::start_retiring(const std::string& environment_id) {
   return conn->exec_prepared(sql, {environment_id, sql_time(clock_.now())}).affected() == 1;
 }
 
-EnvironmentRecord EnvironmentStore::set_status(const std::string& environment_id, Status status,
-                                               const std::string& error_reason) {
+namespace {
+
+// An environment's status change; $5: the statuses it may come from (NULL: any).
+// A destroyed environment keeps the time it was first destroyed.
+const std::string& status_update() {
   static const std::string sql =
       "UPDATE execution_environments SET status = $2, updated_at = $3,"
       " error_reason = CASE WHEN $2 = 'error' THEN $4 ELSE error_reason END,"
       " ready_at = CASE WHEN $2 = 'running' THEN $3::timestamptz ELSE ready_at END,"
-      " destroyed_at = CASE WHEN $2 = 'destroyed' THEN $3::timestamptz ELSE destroyed_at END"
-      " WHERE environment_id = $1 RETURNING " + columns();
+      " destroyed_at = CASE WHEN $2 = 'destroyed' THEN coalesce(destroyed_at, $3::timestamptz) ELSE destroyed_at END"
+      " WHERE environment_id = $1 AND ($5::text[] IS NULL OR status = ANY($5::text[])) RETURNING " + columns();
+  return sql;
+}
+
+std::string status_array(const std::vector<Status>& statuses) {
+  std::string array = "{";
+  for (size_t i = 0; i < statuses.size(); ++i) array += (i ? "," : "") + std::string(name(statuses[i]));
+  return array + "}";
+}
+
+}  // namespace
+
+EnvironmentRecord EnvironmentStore::set_status(const std::string& environment_id, Status status,
+                                               const std::string& error_reason) {
   auto conn = pool_.acquire();
-  const PgResult r = conn->exec_prepared(sql, {environment_id, name(status), sql_time(clock_.now()),
-                                               error_reason.substr(0, 2000)});
+  const PgResult r = conn->exec_prepared(status_update(), {environment_id, name(status), sql_time(clock_.now()),
+                                                           error_reason.substr(0, 2000), std::optional<std::string>()});
   if (r.rows() == 0) throw Error("ENVIRONMENT_NOT_FOUND", "Environment not found");
   return read(r, 0);
 }
 
+bool EnvironmentStore::set_status_from(const std::string& environment_id, const std::vector<Status>& from,
+                                       Status status, const std::string& error_reason) {
+  auto conn = pool_.acquire();
+  return conn->exec_prepared(status_update(), {environment_id, name(status), sql_time(clock_.now()),
+                                               error_reason.substr(0, 2000), status_array(from)})
+             .rows() == 1;
+}
+
 std::vector<EnvironmentRecord> EnvironmentStore::list(const std::vector<Status>& statuses, const std::string& node,
                                                       int limit, bool pooled, bool current_only) {
-  std::string array = "{";
-  for (size_t i = 0; i < statuses.size(); ++i) array += (i ? "," : "") + std::string(name(statuses[i]));
-  array += "}";
+  const std::string array = status_array(statuses);
   auto conn = pool_.acquire();
   const PgResult r = conn->exec(
       "SELECT " + columns() +

@@ -52,6 +52,10 @@ class EnvironmentStore final {
   bool start_retiring(const std::string& environment_id);
 
   EnvironmentRecord set_status(const std::string& environment_id, Status status, const std::string& error_reason = "");
+  // The same, only from one of `from` (a reconcile that looked a moment ago
+  // must not undo a destroy made since); false when it was in none of them.
+  bool set_status_from(const std::string& environment_id, const std::vector<Status>& from, Status status,
+                       const std::string& error_reason = "");
 
   // Gives the oldest running pooled environment of `pool_key` on `node` to the
   // session, named `pod_name`. Nullopt when there is none, or when the session

@@ -273,14 +273,16 @@ ReconcileReport Environments::reconcile(bool starting) {
         creating && (o_.shared_node ? r.updated_at < clock_.now() - kLongestCreate : starting);
     if (interrupted || r.status == Status::terminating) {
       driver_.destroy(r.environment_id);
-      store_.set_status(r.environment_id, interrupted ? Status::error : Status::destroyed,
-                        "interrupted while being created");
+      if (!store_.set_status_from(r.environment_id, {r.status}, interrupted ? Status::error : Status::destroyed,
+                                  "interrupted while being created"))
+        continue;  // finished meanwhile by whoever was at it
       log::warn("environment_reconciled", {{"environment_id", r.environment_id},
                                            {"session_id", r.session_id},
                                            {"action", interrupted ? "failed_interrupted_create" : "finished_destroy"}});
     } else if (r.status == Status::running && !driver_.alive(r.environment_id)) {
+      // Destroyed meanwhile (its record says so now): not lost.
+      if (!store_.set_status_from(r.environment_id, {Status::running}, Status::error, "sandbox vanished")) continue;
       driver_.destroy(r.environment_id);
-      store_.set_status(r.environment_id, Status::error, "sandbox vanished");
       if (!r.session_id.empty()) report.lost_sessions.push_back(r.session_id);
       log::warn("environment_reconciled",
                 {{"environment_id", r.environment_id}, {"session_id", r.session_id}, {"action", "marked_lost"}});

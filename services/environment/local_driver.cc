@@ -199,8 +199,14 @@ void LocalDriver::create(const EnvironmentSpec& spec, std::chrono::steady_clock:
     std::vector<char*> c_args;
     for (auto& a : args) c_args.push_back(a.data());
     c_args.push_back(nullptr);
-    char path_env[] = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
-    char* env[] = {path_env, nullptr};
+    // The keeper's environment: PATH (it gives its shells nothing more), and a
+    // sanitizer build's report settings, so that its reports are collected too.
+    std::vector<std::string> env_strings{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"};
+    for (const char* name : {"ASAN_OPTIONS", "UBSAN_OPTIONS"})
+      if (const char* value = getenv(name)) env_strings.push_back(std::string(name) + "=" + value);
+    std::vector<char*> env;
+    for (auto& e : env_strings) env.push_back(e.data());
+    env.push_back(nullptr);
 
     int ready[2];
     if (pipe2(ready, O_CLOEXEC) != 0) create_failed("pipe failed");
@@ -219,7 +225,7 @@ void LocalDriver::create(const EnvironmentSpec& spec, std::chrono::steady_clock:
     posix_spawnattr_setsigdefault(&attr, &all);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     pid_t keeper = -1;
-    const int rc = posix_spawn(&keeper, c_args[0], &actions, &attr, c_args.data(), env);
+    const int rc = posix_spawn(&keeper, c_args[0], &actions, &attr, c_args.data(), env.data());
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attr);
     close(ready[1]);

@@ -494,29 +494,6 @@ TEST_F(GatewayTest, PerAddressLimitsCountFailuresAndBelieveOnlyTrustedProxies) {
   EXPECT_EQ(testing::http_as(hall[0].token, direct, "GET", "/v1/sessions").status, 200);
 }
 
-// A key typed after a pause of a second echoes as fast as any other. gRPC's
-// callback-API threads, after a second without work, used to sleep 100 ms
-// without reading their connections, so a key typed then waited up to 100 ms
-// (one in twelve, typing a key a second); see CallbackKeepAwake.
-TEST_F(GatewayTest, AKeyTypedAfterAPauseEchoesAtOnce) {
-  const Candidate c = candidate_with_session();
-  auto t = terminal(c);
-  t->send(R"({"type":"input","data":"\u0015"})");
-  ASSERT_TRUE(output_contains(*t, "$"));
-  std::vector<double> slow;
-  for (int i = 0; i < 6; ++i) {
-    std::this_thread::sleep_for(1020ms);  // the old sleep began 1 s after the last work
-    const auto start = std::chrono::steady_clock::now();
-    t->send(R"({"type":"input","data":"k"})");
-    ASSERT_TRUE(output_contains(*t, "k"));
-    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    if (ms > 40) slow.push_back(ms);
-    t->send(R"({"type":"input","data":"\u007f"})");
-    ASSERT_TRUE(output_contains(*t, "\b"));
-  }
-  EXPECT_TRUE(slow.empty()) << slow.size() << " of 6 keys took over 40 ms, the first " << slow.front() << " ms";
-}
-
 TEST_F(GatewayTest, AtTheDeadlineTheTerminalGetsTheTerminationAndClose1000) {
   const Candidate c = candidate_with_session(kTwoSecondExam);
   auto ws = terminal(c);
@@ -769,7 +746,14 @@ TEST_F(GatewayTest, AClientThatStopsReadingCannotMakeTheGatewayBuffer) {
   ws->send(R"({"type":"input","data":"yes 0123456789012345678901234567890123456789\n"})");
   std::this_thread::sleep_for(7s);
   const long after = rss_kb();
-  EXPECT_LT(after - before, 32 * 1024) << "gateway grew from " << before << " kB to " << after << " kB";
+  // A gateway that buffered would grow by hundreds of MB in 7 s. (AddressSanitizer
+  // holds freed memory back for a while: more room there.)
+#if defined(__SANITIZE_ADDRESS__)
+  constexpr long kMaxGrowthKb = 128 * 1024;
+#else
+  constexpr long kMaxGrowthKb = 32 * 1024;
+#endif
+  EXPECT_LT(after - before, kMaxGrowthKb) << "gateway grew from " << before << " kB to " << after << " kB";
   // Another candidate is served meanwhile.
   EXPECT_EQ(testing::http(gw, "GET", "/healthz").status, 200);
   // However long it paused, the terminal is there when it reads again.

@@ -327,7 +327,7 @@ TEST(KubeDriver, OpenTerminalsCostNoThreadEach) {
   // Dropped terminals say goodbye in the background: nothing waits on them.
   const auto start = std::chrono::steady_clock::now();
   terminals.clear();
-  EXPECT_LT(std::chrono::steady_clock::now() - start, 500ms);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
   driver.destroy(spec.environment_id);
 }
 
@@ -343,7 +343,7 @@ TEST(KubeDriver, ADroppedTerminalIsClosedEvenIfTheServerNeverAnswers) {
   ASSERT_TRUE(testing::eventually([&] { return api.open_execs() == 1; }, 5s));
   const auto start = std::chrono::steady_clock::now();
   t.reset();
-  EXPECT_LT(std::chrono::steady_clock::now() - start, 500ms);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
   EXPECT_TRUE(testing::eventually([&] { return api.open_execs() == 0; }, 5s)) << "the connection was kept";
   driver.destroy(spec.environment_id);
 }
@@ -481,10 +481,17 @@ TEST(KubeDriver, TheEnvironmentServiceRunsOnIt) {
 
   // A pod of ours that no record knows (a crash between create and record):
   // reconcile finds it by label and deletes it; the session's pod stays.
-  KubeDriver driver(endpoint_of(api), options());
-  const EnvironmentSpec orphan = spec_for();
-  driver.create(orphan, std::chrono::steady_clock::now() + 10s);
-  EXPECT_TRUE(testing::eventually([&] { return !api.pod(kNs, orphan.name); }, 10s)) << platform.logs();
+  environment::KubeClient client(endpoint_of(api));
+  const std::string orphan = "exam-orphan1";
+  const auto made = client.post("/api/v1/namespaces/exam-sessions/pods",
+                                {{"metadata",
+                                  {{"name", orphan},
+                                   {"labels",
+                                    {{"app.kubernetes.io/managed-by", "examiso"},
+                                     {"examiso.io/environment-id", new_uuid()}}}}},
+                                 {"spec", {{"containers", Json::array({{{"name", "exam"}, {"image", "x"}}})}}}});
+  ASSERT_TRUE(made.ok()) << made.describe();
+  EXPECT_TRUE(testing::eventually([&] { return !api.pod(kNs, orphan); }, 10s)) << platform.logs();
   EXPECT_TRUE(api.pod(kNs, env["pod_name"]));
 
   ASSERT_EQ(platform.sh("execution-environment destroy --session-id " + id).exit_code, 0) << platform.logs();

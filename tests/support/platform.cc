@@ -7,6 +7,7 @@
 #include <thread>
 
 #include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 
 #include "common/config.h"
 #include "common/uuid.h"
@@ -31,6 +32,8 @@ Platform::Platform(std::string database_url, Env extra) : env_(std::move(extra))
   env_.emplace("EXAMISO_LIFECYCLE_EXAM_CATALOG", std::string(EXAMISO_SOURCE_DIR) + "/tests/data/test_exams.yaml");
   static int instances = 0;
   cgroup_parent_ = "examiso-test-" + std::to_string(getpid()) + "-" + std::to_string(++instances);
+  guard_sandboxes(sandboxes_.path());
+  guard_cgroup(cgroup_parent_);
   env_.emplace("EXAMISO_ENVIRONMENT_STATE_DIR", sandboxes_.path());
   env_.emplace("EXAMISO_ENVIRONMENT_CGROUP_PARENT", cgroup_parent_);
   env_.emplace("EXAMISO_ENVIRONMENT_RECONCILE_INTERVAL_SECONDS", "1");
@@ -40,8 +43,8 @@ Platform::Platform(std::string database_url, Env extra) : env_(std::move(extra))
 }
 
 Platform::~Platform() {
-  for (auto& [name, d] : daemons_) d->stop();
-  for (auto& d : replicas_) d->stop();
+  for (auto& [name, d] : daemons_) retire(*d);
+  for (auto& d : replicas_) retire(*d);
   // Sandboxes outlive the environment service by design: end them here.
   environment::LocalDriver driver({sandboxes_.path(), cgroup_parent_, bin("examiso-sandbox"), 4096});
   for (const auto& id : driver.list()) driver.destroy(id);
@@ -53,6 +56,7 @@ Platform::~Platform() {
 const std::string& Platform::start(const std::string& service, const Env& extra) {
   Env env = env_;
   for (const auto& [k, v] : extra) env[k] = v;
+  if (const auto old = daemons_.find(service); old != daemons_.end()) retire(*old->second);
   daemons_[service] = std::make_unique<Daemon>(std::vector<std::string>{"examiso-" + service}, env);
   const bool up = service == "gateway" ? wait_http(addresses_.at(service), std::chrono::seconds(20))
                                        : wait_serving(addresses_.at(service), std::chrono::seconds(20));
@@ -74,7 +78,14 @@ std::string Platform::start_replica(const std::string& service, const Env& extra
   return address;
 }
 
-void Platform::stop(const std::string& service) { daemons_.at(service)->stop(); }
+void Platform::stop(const std::string& service) { retire(*daemons_.at(service)); }
+
+void Platform::retire(Daemon& d) {
+  const int code = d.stop();
+  // Every daemon stops cleanly when asked: one that crashed, or whose
+  // sanitizer found something, fails the test that ran it.
+  if (d.failed_unexpectedly()) ADD_FAILURE() << d.name() << " exited with " << code << "; its log:\n" << d.log();
+}
 
 std::string Platform::create_session(const std::string& exam_id, bool auto_provision, std::string* user_id) const {
   auto stub = v1::LifecycleService::NewStub(

@@ -46,6 +46,9 @@ class Platform final {
   ~Platform();
 
  private:
+  // Stops it (if it still runs); a failure of the test when it ended badly.
+  void retire(Daemon& d);
+
   TempDir sandboxes_;
   std::string cgroup_parent_;
   Env env_;

@@ -30,6 +30,7 @@ PostgresCluster::PostgresCluster(bool durable) : bin_dir_(find_pg_bin()), durabl
   if (!mkdtemp(templ.data())) throw std::runtime_error("mkdtemp failed");
   root_ = templ;
   data_dir_ = root_ + "/data";
+  guard_directory(root_);
   if (geteuid() == 0) {
     const passwd* pw = getpwnam("postgres");
     if (!pw) throw std::runtime_error("running as root needs the `postgres` user (apt-get install postgresql)");

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <random>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -31,6 +32,71 @@ std::string read_all(const std::string& path) {
   return s.str();
 }
 
+// The guardian (see guard_sandboxes): it reads stdin until this binary is
+// gone, then ends what it left. $1: this binary's pid; $2: the ledger.
+constexpr const char* kGuardian = R"SH(
+cat >/dev/null
+for pass in 1 2; do
+  for p in /proc/[0-9]*; do
+    if { tr '\0' '\n' < "$p/environ"; } 2>/dev/null | grep -qx "EXAMISO_TEST_RUN=$1"; then kill -9 "${p#/proc/}" 2>/dev/null; fi
+  done
+done
+[ -f "$2" ] || exit 0
+while read -r kind path; do
+  if [ "$kind" = sandboxes ]; then
+    for f in "$path"/*/control/keeper.pid; do [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null; done
+  fi
+done < "$2"
+sleep 0.2
+while read -r kind path; do
+  if [ "$kind" = cgroup ]; then
+    for c in memory pids cpu ''; do
+      [ -d "/sys/fs/cgroup/$c/$path" ] && find "/sys/fs/cgroup/$c/$path" -depth -type d -exec rmdir {} \; 2>/dev/null
+    done
+  else
+    rm -rf "$path"
+  fi
+done < "$2"
+rm -f "$2"
+)SH";
+
+std::string ledger_path() { return "/tmp/examiso-test-guard-" + std::to_string(getpid()); }
+
+// Started once, with the first process this binary runs; its stdin is a pipe
+// whose other end only this binary holds (closed on exec everywhere else).
+void start_guardian() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) return;
+    std::vector<std::string> argv{"/bin/sh", "-c", kGuardian, "examiso-test-guardian", std::to_string(getpid()),
+                                  ledger_path()};
+    std::vector<char*> c_argv;
+    for (auto& a : argv) c_argv.push_back(a.data());
+    c_argv.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, fds[0], 0);
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);  // out of reach of a kill of this binary's group
+    pid_t pid = -1;
+    posix_spawn(&pid, "/bin/sh", &actions, &attr, c_argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+    close(fds[0]);  // fds[1] stays open, unread, until this binary ends
+  });
+}
+
+void guard(const std::string& kind, const std::string& path) {
+  start_guardian();
+  static std::mutex mutex;
+  std::lock_guard lock(mutex);
+  std::ofstream(ledger_path(), std::ios::app) << kind << " " << path << "\n";
+}
+
 std::vector<std::string> merged_env(const Env& extra) {
   Env all;
   for (char** e = environ; *e; ++e) {
@@ -39,6 +105,7 @@ std::vector<std::string> merged_env(const Env& extra) {
     if (eq != std::string::npos) all[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
   for (const auto& [k, v] : extra) all[k] = v;
+  all["EXAMISO_TEST_RUN"] = std::to_string(getpid());
   std::vector<std::string> out;
   for (const auto& [k, v] : all) out.push_back(k + "=" + v);
   return out;
@@ -59,6 +126,7 @@ std::string resolve(const std::string& name) {
 
 pid_t spawn(std::vector<std::string> argv, const Env& env, const std::string& in_path, const std::string& out_path,
             const std::string& err_path) {
+  start_guardian();
   argv[0] = resolve(argv[0]);
   auto env_strings = merged_env(env);
   auto c_argv = c_strings(argv);
@@ -109,10 +177,15 @@ int wait_for(pid_t pid, std::chrono::milliseconds timeout, int* raw_status) {
 
 std::string bin(const std::string& name) { return std::string(EXAMISO_BIN_DIR) + "/" + name; }
 
+void guard_sandboxes(const std::string& dir) { guard("sandboxes", dir); }
+void guard_directory(const std::string& dir) { guard("dir", dir); }
+void guard_cgroup(const std::string& name) { guard("cgroup", name); }
+
 TempDir::TempDir() {
   std::string templ = (std::filesystem::temp_directory_path() / "examiso-test-XXXXXX").string();
   if (!mkdtemp(templ.data())) throw std::runtime_error("mkdtemp failed");
   path_ = templ;
+  guard_directory(path_);
 }
 
 TempDir::~TempDir() {
@@ -171,7 +244,14 @@ bool Daemon::running() {
 }
 
 void Daemon::signal(int sig) {
+  if (sig == SIGKILL) killed_on_purpose_ = true;
   if (running()) kill(pid_, sig);
+}
+
+bool Daemon::failed_unexpectedly() {
+  if (running() || reported_) return false;
+  reported_ = status_ != 0 && !killed_on_purpose_;
+  return reported_;
 }
 
 int Daemon::wait(std::chrono::milliseconds timeout) {
@@ -202,22 +282,27 @@ long proc_status(pid_t pid, const std::string& field) {
 }
 
 int free_port() {
-  // The kernel may offer a port again once its socket is closed, and ports are
-  // chosen before the daemons bind them: never hand out one twice.
+  // Ports are chosen before their daemons bind them: never one twice, and
+  // never one of the kernel's ephemeral range, which any outgoing connection
+  // may take meanwhile (a port 0 bind would give exactly one of those).
   static std::mutex mutex;
   static std::set<int> given;
+  static std::mt19937 random(static_cast<unsigned>(getpid()) ^ std::random_device{}());
   std::lock_guard lock(mutex);
+  int ephemeral_low = 32768;
+  std::ifstream("/proc/sys/net/ipv4/ip_local_port_range") >> ephemeral_low;
+  const int low = 10000, high = std::max(low + 1000, ephemeral_low) - 1;
   for (;;) {
-    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    const int port = std::uniform_int_distribution<int>(low, high)(random);
+    if (given.count(port)) continue;
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    socklen_t len = sizeof addr;
-    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    const bool free = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
     close(fd);
-    if (given.insert(ntohs(addr.sin_port)).second) return ntohs(addr.sin_port);
+    if (free && given.insert(port).second) return port;
   }
 }
 

@@ -46,19 +46,38 @@ class Daemon final {
   // SIGTERM, wait, SIGKILL if needed; returns the exit code.
   int stop();
   std::string log() const;
+  // A daemon that ended on its own or after stop() with anything but 0,
+  // unless a test killed it on purpose (signal(SIGKILL)): a crash or a
+  // sanitizer's report, which the test must not miss. True once.
+  bool failed_unexpectedly();
+  const std::string& name() const { return argv_.front(); }
 
  private:
   std::vector<std::string> argv_;
   std::string log_path_;
   pid_t pid_ = -1;
   int status_ = -1;
+  bool killed_on_purpose_ = false;
+  bool reported_ = false;
 };
 
 // A number from /proc/<pid>/status, e.g. "Threads" or "VmRSS" (in kB); 0 if absent.
 long proc_status(pid_t pid, const std::string& field);
 
-// A TCP port on 127.0.0.1 that was free a moment ago.
+// A TCP port on 127.0.0.1 that was free a moment ago, below the kernel's
+// ephemeral range (so no outgoing connection takes it before its daemon
+// binds it), never the same twice in one test binary.
 int free_port();
+
+// Whatever ends this test binary (a failed assertion, a crash, ctest's timeout
+// and its SIGKILL), what it started ends with it: a guardian process, started
+// with the first process the binary runs, waits for the binary to go, then
+// kills every process it started (they carry EXAMISO_TEST_RUN=<its pid>, and
+// PostgreSQL with them), every keeper of a sandbox directory it was told of,
+// and removes the directories it was told of.
+void guard_sandboxes(const std::string& dir);
+void guard_directory(const std::string& dir);
+void guard_cgroup(const std::string& name);  // under each controller of /sys/fs/cgroup
 
 // Waits until the gRPC server at `address` reports SERVING on its health service.
 bool wait_serving(const std::string& address, std::chrono::milliseconds timeout = std::chrono::seconds(10));

@@ -105,7 +105,7 @@ TEST(PgPool, FailsFastWhileTheServerIsDownAndRecovers) {
     } catch (const DbError& e) {
       EXPECT_EQ(e.code(), "BACKEND_UNAVAILABLE") << e.what();
     }
-    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(500));
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));  // not a connect timeout's wait
   }
   EXPECT_FALSE(pool.ping());
 
