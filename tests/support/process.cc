@@ -221,16 +221,21 @@ CommandResult run_shell(const std::string& script, const Env& env, std::chrono::
 
 Daemon::Daemon(std::vector<std::string> argv, const Env& env) : argv_(std::move(argv)) {
   static int counter = 0;
-  log_path_ = (std::filesystem::temp_directory_path() /
-               ("examiso-daemon-" + std::to_string(getpid()) + "-" + std::to_string(++counter) + ".log"))
-                  .string();
+  // EXAMISO_TEST_LOGS_DIR (the sanitizer run): every daemon's log is kept
+  // there and read for reports once the tests have run.
+  const char* kept = getenv("EXAMISO_TEST_LOGS_DIR");
+  keep_log_ = kept && *kept;
+  const std::string name = std::filesystem::path(argv_.front()).filename().string() + "-" + std::to_string(getpid()) +
+                           "-" + std::to_string(++counter) + ".log";
+  log_path_ = keep_log_ ? std::string(kept) + "/" + name
+                        : (std::filesystem::temp_directory_path() / ("examiso-daemon-" + name)).string();
   pid_ = spawn(argv_, env, "/dev/null", "/dev/null", log_path_);
 }
 
 Daemon::~Daemon() {
   stop();
   std::error_code ignored;
-  std::filesystem::remove(log_path_, ignored);
+  if (!keep_log_) std::filesystem::remove(log_path_, ignored);
 }
 
 bool Daemon::running() {

@@ -58,6 +58,7 @@ class Daemon final {
   pid_t pid_ = -1;
   int status_ = -1;
   bool killed_on_purpose_ = false;
+  bool keep_log_ = false;
   bool reported_ = false;
 };
 
