@@ -10,7 +10,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build pkg-config \
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto libabsl-dev \
-      libpq-dev libyaml-cpp-dev libcpp-httplib-dev nlohmann-json3-dev libcli11-dev \
+      libpq-dev libseccomp-dev libyaml-cpp-dev libcpp-httplib-dev nlohmann-json3-dev libcli11-dev \
       libboost-dev libssl-dev libjwt-dev \
       libgtest-dev libgmock-dev libbenchmark-dev \
  && rm -rf /var/lib/apt/lists/*
@@ -46,12 +46,12 @@ COPY frontend/ ./
 RUN npm run build
 
 # --- what runs: the shared libraries the binaries link (libgrpc++1.51, libprotobuf32,
-# libpq5, libyaml-cpp0.7, libssl3, libjwt0, cpp-httplib, Abseil) and tini as PID 1, which forwards
+# libpq5, libyaml-cpp0.7, libssl3, libjwt0, cpp-httplib, libseccomp, Abseil) and tini as PID 1, which forwards
 # SIGTERM and reaps. ---
 FROM debian:12-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623 libpq5 libyaml-cpp0.7 libssl3 libjwt0 libcpp-httplib0.11 \
+      libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623 libpq5 libyaml-cpp0.7 libssl3 libjwt0 libcpp-httplib0.11 libseccomp2 \
       ca-certificates tini \
  && rm -rf /var/lib/apt/lists/*
 # A name for uid 10001 (libpq and `id` look it up); no home, no shell.

@@ -6,6 +6,7 @@
 #include <benchmark/benchmark.h>
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <functional>
@@ -152,6 +153,57 @@ void BM_OutputThroughput(benchmark::State& state) {
 }
 // 0: one long line, 1: 64-byte lines
 BENCHMARK(BM_OutputThroughput)->Arg(0)->Arg(1)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// A candidate printing as fast as their sandbox lets them, beside another
+// typing: the typist's echo p99 with the flood, against the same without it
+// in the same run. The flood may add at most 10 ms.
+double echo_p99_ms(testing::TerminalClient& t, int keys, int& counter) {
+  std::vector<double> ms;
+  for (int k = 0; k < keys; ++k) {
+    const std::string token = "e" + std::to_string(++counter);
+    const size_t mark = t.output_size();
+    const auto start = std::chrono::steady_clock::now();
+    t.send(token + "\n");
+    if (!t.wait_for(token + "\r\n", std::chrono::seconds(5), mark)) return 5000;
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // typing, not a stream of keys
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[std::min(ms.size() - 1, static_cast<size_t>(0.99 * static_cast<double>(ms.size())))];
+}
+
+void BM_EchoBesideAFlood(benchmark::State& state) {
+  World& w = world();
+  const std::string typist = w.new_session(), flooder = w.new_session();
+  w.create(typist);
+  w.create(flooder);
+  testing::TerminalClient t(w.environment, typist);
+  testing::TerminalClient f(w.environment, flooder);
+  t.send("stty -echo; cat\n");
+  f.send("echo flood-$((1+1))\n");
+  f.wait_for("flood-2", std::chrono::seconds(5));
+  f.discard_output();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  int counter = 0;
+  for (auto _ : state) {
+    const double quiet = echo_p99_ms(t, 300, counter);
+    const size_t before = f.discarded_bytes();
+    const auto flood_start = std::chrono::steady_clock::now();
+    f.send("yes 'a line of output that a candidate floods the terminal with, as fast as it goes'\n");
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    const double loud = echo_p99_ms(t, 300, counter);
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - flood_start).count();
+    f.send("\x03");
+    state.counters["quiet_p99_ms"] = quiet;
+    state.counters["flood_p99_ms"] = loud;
+    state.counters["flood_MB_per_s"] = static_cast<double>(f.discarded_bytes() - before) / secs / 1e6;
+    bench::target("environment: a typist's echo p99 beside a flood, over quiet p99 + 10 ms", loud, quiet + 10, 1.0,
+                  "ms");
+  }
+  w.destroy(typist);
+  w.destroy(flooder);
+}
+BENCHMARK(BM_EchoBesideAFlood)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 // 200 sandboxes at once, each with a shell that answers; memory per idle one.
 void BM_TwoHundredLiveSandboxes(benchmark::State& state) {

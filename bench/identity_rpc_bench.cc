@@ -16,6 +16,7 @@ void BM_ValidateIdentityRpc(benchmark::State& state) {
   const std::string address = "127.0.0.1:" + std::to_string(testing::free_port());
   testing::Daemon daemon({"examiso-identity"}, {{"EXAMISO_IDENTITY_LISTEN", address},
                                                 {"EXAMISO_IDENTITY_HS256_SECRET", "benchmark-secret-benchmark-secret"},
+                                                {"EXAMISO_IDENTITY_DEV_SIGN_IN", "true"},
                                                 {"EXAMISO_LOG_LEVEL", "warn"},
                                                 {"DATABASE_URL", testing::shared_postgres().create_database()}});
   if (!testing::wait_serving(address)) {

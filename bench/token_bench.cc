@@ -12,6 +12,7 @@ identity::TokenPolicy policy() {
   identity::TokenPolicy p;
   p.algorithms = {"HS256"};
   p.hs256_secret = "benchmark-secret-benchmark-secret";
+  p.dev_sign_in = true;
   return p;
 }
 

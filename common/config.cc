@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "common/errors.h"
+#include "common/files.h"
 
 namespace examiso {
 namespace {
@@ -22,7 +23,9 @@ constexpr std::array kKeys{
     ConfigKey{"identity.listen", "127.0.0.1:50051", "where the identity service listens"},
     ConfigKey{"identity.address", "127.0.0.1:50051", "where clients reach the identity service"},
     ConfigKey{"identity.algorithms", "HS256", "accepted token algorithms, from HS256, RS256, ES256"},
-    ConfigKey{"identity.hs256_secret", "", "HS256 secret (development); also enables IssueToken"},
+    ConfigKey{"identity.hs256_secret", "", "HS256 secret (development tokens)"},
+    ConfigKey{"identity.dev_sign_in", "false",
+              "mint tokens on request (POST /v1/dev/token, session-identity token): development platforms only"},
     ConfigKey{"identity.refresh_secret", "",
               "secret identity signs refreshed tokens with when there is no hs256_secret (production)"},
     ConfigKey{"identity.rs256_public_key_file", "", "PEM public key for RS256 tokens"},
@@ -49,6 +52,13 @@ constexpr std::array kKeys{
     ConfigKey{"environment.node_name", "", "this machine's name in environment records; empty: the hostname"},
     ConfigKey{"environment.state_dir", "/var/lib/examiso/sandboxes", "local driver: per-sandbox directories"},
     ConfigKey{"environment.cgroup_parent", "examiso", "local driver: the cgroup under which each sandbox gets its own"},
+    ConfigKey{"environment.max_sandboxes", "1000",
+              "local driver: most sandboxes on this machine at once (warm pool included); past it a create is refused"},
+    ConfigKey{"environment.sandboxes_memory_mb", "0",
+              "local driver: memory all sandboxes together may use (their parent cgroup's limit); 0: 90% of this "
+              "machine's"},
+    ConfigKey{"environment.sandboxes_pids", "32768",
+              "local driver: processes all sandboxes together may run (their parent cgroup's limit)"},
     ConfigKey{"environment.uid_base", "200000", "local driver: first host uid given to sandboxes"},
     ConfigKey{"environment.uid_count", "50000", "local driver: how many host uids sandboxes may use"},
     ConfigKey{"environment.expedite_rcu", "true",
@@ -94,6 +104,8 @@ constexpr std::array kKeys{
               "http://localhost:3000,http://127.0.0.1:3000,https://localhost:3000,https://127.0.0.1:3000,"
               "http://localhost:5173,http://127.0.0.1:5173",
               "Origins from which browsers may open WebSockets (cross-site WebSocket hijacking guard)"},
+    ConfigKey{"gateway.max_websockets_per_user", "16",
+              "WebSockets (terminals and status streams) one user may hold open at once (429 beyond)"},
     ConfigKey{"gateway.header_limit_bytes", "8192", "largest request head accepted (431 beyond)"},
     ConfigKey{"gateway.body_limit_bytes", "65536", "largest request body accepted (413 beyond)"},
     ConfigKey{"gateway.ws_message_limit_bytes", "65536", "largest WebSocket message accepted from a client"},
@@ -124,10 +136,10 @@ bool known(std::string_view key) {
 
 void load_file(const std::string& path, Config& config) {
   YAML::Node root;
+  const auto text = read_file(path);
+  if (!text) throw Error("INVALID_ARGUMENT", "cannot read config file " + path);
   try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::BadFile&) {
-    throw Error("INVALID_ARGUMENT", "cannot read config file " + path);
+    root = YAML::Load(*text);
   } catch (const YAML::Exception& e) {
     throw Error("INVALID_ARGUMENT", path + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
   }

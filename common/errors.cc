@@ -36,6 +36,7 @@ constexpr std::array kErrors{
     ErrorKind{"SESSION_ALREADY_TERMINATED", C::FAILED_PRECONDITION, 400, 6, 4006},
     ErrorKind{"TERMINAL_OPENED_ELSEWHERE", C::ABORTED, 409, 6, 4008},
     ErrorKind{"ENVIRONMENT_CREATE_FAILED", C::ABORTED, 500, 1, 1011},
+    ErrorKind{"ENVIRONMENT_CAPACITY_REACHED", C::RESOURCE_EXHAUSTED, 503, 1, 1013},
     ErrorKind{"TOKEN_ISSUING_DISABLED", C::FAILED_PRECONDITION, 403, 1, 1008},
     ErrorKind{"RATE_LIMITED", C::RESOURCE_EXHAUSTED, 429, 1, 1013},
     ErrorKind{"BACKEND_UNAVAILABLE", C::UNAVAILABLE, 503, 1, 1013},
@@ -118,7 +119,7 @@ Error from_grpc_status(const grpc::Status& status, std::string_view address) {
   const ErrorKind& kind = kind_for_grpc(status.error_code());
   if (kind.code == "BACKEND_UNAVAILABLE")
     return Error("BACKEND_UNAVAILABLE", "Service unavailable at " + std::string(address),
-                 Json{{"address", address}});
+                 Json{{"address", address}, {"reason", status.error_message()}});
   if (kind.code == "TIMEOUT")
     return Error("TIMEOUT", "No answer in time from " + std::string(address),
                  Json{{"address", address}});

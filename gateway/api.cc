@@ -97,7 +97,8 @@ Api::Api(Backends& backends, Metrics& metrics, ApiOptions options)
       per_ip_(o_.ip_rate, o_.ip_burst),
       per_user_(o_.user_rate, o_.user_burst),
       tokens_(o_.token_cache),
-      proxies_(o_.trusted_proxies) {}
+      proxies_(o_.trusted_proxies),
+      sockets_(o_.max_websockets_per_user) {}
 
 void Api::handle(HttpRequest request, Respond respond) {
   auto c = std::make_shared<Context>();
@@ -494,12 +495,25 @@ void Api::decide_websocket(HttpRequest request, DecideWs decide) {
   const auto proceed = [this, c, terminal, decide](const std::string& user) {
     c->user_id = user;
     authorize(c, v1::ACCESS_TYPE_STATUS, [this, c, terminal, decide] {
+      // A user's sockets are counted: past the cap, refused before the upgrade.
+      auto slot = sockets_.take(c->user_id);
+      if (!slot) {
+        WsDecision d;
+        d.refuse = error_response(Error("RATE_LIMITED", "Too many open connections for this user",
+                                        Json{{"max_websockets_per_user", o_.max_websockets_per_user}}));
+        return decide(std::move(d));
+      }
       if (!terminal) {
         WsDecision d;
         d.handler = make_status_stream(backends_, metrics_, c->session_id);
+        d.slot = std::move(slot);
         return decide(std::move(d));
       }
-      open_terminal(backends_, metrics_, c->session_id, c->user_id, c->request.client_ip, decide);
+      open_terminal(backends_, metrics_, c->session_id, c->user_id, c->request.client_ip,
+                    [decide, slot = std::move(slot)](WsDecision d) {
+                      d.slot = slot;
+                      decide(std::move(d));
+                    });
     });
   };
   const auto ticket = c->request.query.find("ticket");

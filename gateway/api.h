@@ -22,6 +22,7 @@ struct ApiOptions {
   double user_rate = 50, user_burst = 100;
   std::chrono::seconds token_cache{30};
   std::vector<std::string> trusted_proxies;
+  int64_t max_websockets_per_user = 16;
 };
 
 struct Route {
@@ -81,6 +82,7 @@ class Api final {
   RateLimiter per_ip_, per_user_;
   TokenCache tokens_;
   TrustedProxies proxies_;
+  SocketSlots sockets_;
 };
 
 }  // namespace examiso::gateway

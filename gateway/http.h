@@ -60,6 +60,7 @@ class WsHandler {
 // upgrade with an HTTP response.
 struct WsDecision {
   std::shared_ptr<WsHandler> handler;
+  std::shared_ptr<void> slot;  // held while the socket is open (the user's count of sockets)
   uint16_t close_code = 0;
   std::string close_reason;
   std::optional<HttpResponse> refuse;

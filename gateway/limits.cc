@@ -35,6 +35,17 @@ bool RateLimiter::exhausted(const std::string& key) {
   return refill(key).tokens < 1;
 }
 
+std::shared_ptr<void> SocketSlots::take(const std::string& user) {
+  std::lock_guard lock(mutex_);
+  int64_t& open = open_[user];
+  if (open >= max_) return nullptr;
+  ++open;
+  return std::shared_ptr<void>(this, [this, user](void*) {
+    std::lock_guard lock(mutex_);
+    if (--open_[user] <= 0) open_.erase(user);
+  });
+}
+
 void TokenCache::forget(const std::string& token) {
   std::lock_guard lock(mutex_);
   entries_.erase(token);

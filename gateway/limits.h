@@ -4,6 +4,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -31,6 +32,20 @@ class RateLimiter final {
   std::mutex mutex_;
   std::unordered_map<std::string, Bucket> buckets_;
   std::chrono::steady_clock::time_point last_purge_ = std::chrono::steady_clock::now();
+};
+
+// Open WebSockets per user, at most `max` at once: a slot is held for as long
+// as its socket is open (the returned handle), and freed with it.
+class SocketSlots final {
+ public:
+  explicit SocketSlots(int64_t max) : max_(max) {}
+  // A slot for `user`, or nullptr when they hold `max` already.
+  std::shared_ptr<void> take(const std::string& user);
+
+ private:
+  int64_t max_;
+  std::mutex mutex_;
+  std::unordered_map<std::string, int64_t> open_;
 };
 
 // The proxies (load balancers) whose X-Forwarded-For is believed: addresses

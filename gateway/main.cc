@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
     api_options.user_burst = config.number("gateway.rate_limit_user_burst");
     api_options.token_cache = std::chrono::seconds(config.integer("gateway.token_cache_seconds"));
     api_options.trusted_proxies = config.list("gateway.trusted_proxies");
+    api_options.max_websockets_per_user = config.integer("gateway.max_websockets_per_user");
     gateway::Api api(backends, metrics, api_options);
 
     gateway::ServerOptions options;

@@ -11,10 +11,10 @@
 #include <boost/beast/websocket/ssl.hpp>
 #include <deque>
 #include <filesystem>
-#include <fstream>
 #include <mutex>
 #include <thread>
 
+#include "common/files.h"
 #include "common/grpc_server.h"
 #include "common/log.h"
 #include "common/url.h"
@@ -77,9 +77,9 @@ std::optional<HttpResponse> static_file(const std::string& dir, const std::strin
   std::error_code ec;
   if (path == "/") file = fs::path(dir) / "index.html";
   if (!fs::is_regular_file(file, ec)) return std::nullopt;
-  std::ifstream in(file, std::ios::binary);
-  if (!in) return std::nullopt;
-  HttpResponse r{200, std::string((std::istreambuf_iterator<char>(in)), {}), mime_type(file.string()), {}};
+  auto body = read_file(file.string());
+  if (!body) return std::nullopt;
+  HttpResponse r{200, std::move(*body), mime_type(file.string()), {}};
   r.headers.emplace_back("Cache-Control", path.rfind("/assets/", 0) == 0 ? "public, max-age=31536000, immutable"
                                                                           : "no-cache");
   return r;

@@ -87,7 +87,8 @@ EnvironmentRecord Environments::provision(const EnvironmentRecord& inserted, Env
     store_.set_status(inserted.environment_id, Status::error, reason);
     log::warn("environment_create_failed",
               {{"session_id", inserted.session_id}, {"environment_id", inserted.environment_id}, {"reason", reason}});
-    if (error && error->code() == "ENVIRONMENT_CREATE_FAILED") throw;
+    if (error && (error->code() == "ENVIRONMENT_CREATE_FAILED" || error->code() == "ENVIRONMENT_CAPACITY_REACHED"))
+      throw;
     throw Error("ENVIRONMENT_CREATE_FAILED", "Environment could not be created: " + reason, Json{{"reason", reason}});
   }
   EnvironmentRecord ready = store_.set_status(inserted.environment_id, Status::running);

@@ -8,20 +8,17 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 
+#include "common/files.h"
 #include "common/errors.h"
 
 namespace examiso::environment {
 namespace {
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw Error("INVALID_ARGUMENT", "cannot read " + path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
+std::string read_or_refuse(const std::string& path) {
+  auto text = read_file(path);
+  if (!text) throw Error("INVALID_ARGUMENT", "cannot read " + path);
+  return std::move(*text);
 }
 
 std::string base64_decode(const std::string& text) {
@@ -61,7 +58,7 @@ void set_server(KubeEndpoint& e, const std::string& server) {
 KubeEndpoint from_kubeconfig(const std::string& path) {
   YAML::Node doc;
   try {
-    doc = YAML::LoadFile(path);
+    doc = YAML::Load(read_or_refuse(path));
   } catch (const std::exception& e) {
     throw Error("INVALID_ARGUMENT", "kubeconfig " + path + ": " + e.what());
   }
@@ -80,7 +77,7 @@ KubeEndpoint from_kubeconfig(const std::string& path) {
   if (cluster["certificate-authority-data"]) {
     e.ca_pem = base64_decode(cluster["certificate-authority-data"].as<std::string>());
   } else if (cluster["certificate-authority"]) {
-    e.ca_pem = read_file(cluster["certificate-authority"].as<std::string>());
+    e.ca_pem = read_or_refuse(cluster["certificate-authority"].as<std::string>());
   } else {
     throw Error("INVALID_ARGUMENT", "kubeconfig " + path + ": the cluster has no certificate authority");
   }
@@ -103,7 +100,7 @@ std::string reason_of(const KubeResponse& r) {
 
 std::string KubeEndpoint::bearer() const {
   if (!token_file.empty()) {
-    std::string t = read_file(token_file);
+    std::string t = read_or_refuse(token_file);
     while (!t.empty() && isspace(static_cast<unsigned char>(t.back()))) t.pop_back();
     return t;
   }
@@ -125,7 +122,7 @@ KubeEndpoint kube_endpoint(const KubeSettings& s) {
       server = "https://" + std::string(host) + ":" + (port && *port ? port : "443");
     }
     set_server(e, server);
-    e.ca_pem = read_file(s.ca_file);
+    e.ca_pem = read_or_refuse(s.ca_file);
     e.token_file = s.token_file;
     e.bearer();  // readable now, or say so at start-up
   }

@@ -1,9 +1,9 @@
 #include "services/environment/kube_driver.h"
 
 #include <algorithm>
-#include <fstream>
 #include <thread>
 
+#include "common/files.h"
 #include "common/errors.h"
 #include "common/log.h"
 #include "common/url.h"
@@ -154,6 +154,10 @@ Json KubeDriver::pod_manifest(const EnvironmentSpec& s) const {
   const std::string memory = std::to_string(s.memory_limit_bytes);
   const std::string cpu = std::to_string(s.cpu_millis) + "m";
   const std::string cpu_request = std::to_string(std::min<int64_t>(s.cpu_millis, 100)) + "m";
+  // The node's disk: the home and /tmp (each also capped by its sizeLimit),
+  // and 64 MiB for the container's logs and the keeper's copy; past it the
+  // kubelet evicts the pod, not its neighbours.
+  const std::string disk = std::to_string(s.home_size_bytes + s.tmp_size_bytes + (64 << 20));
   Json spec = {
       {"restartPolicy", "Never"},
       {"automountServiceAccountToken", false},
@@ -177,7 +181,8 @@ Json KubeDriver::pod_manifest(const EnvironmentSpec& s) const {
            {"workingDir", kHome},
            {"env", Json::array({{{"name", "HOME"}, {"value", kHome}}, {{"name", "USER"}, {"value", "candidate"}}})},
            {"resources",
-            {{"limits", {{"memory", memory}, {"cpu", cpu}}}, {"requests", {{"memory", memory}, {"cpu", cpu_request}}}}},
+            {{"limits", {{"memory", memory}, {"cpu", cpu}, {"ephemeral-storage", disk}}},
+             {"requests", {{"memory", memory}, {"cpu", cpu_request}, {"ephemeral-storage", disk}}}}},
            {"securityContext",
             {{"allowPrivilegeEscalation", false},
              {"readOnlyRootFilesystem", true},
@@ -333,8 +338,7 @@ std::pair<int, std::string> KubeDriver::run_in_pod(const std::string& name, cons
 
 void KubeDriver::start_keeper(const std::string& name, std::chrono::steady_clock::time_point deadline) {
   std::call_once(keeper_read_, [&] {
-    std::ifstream in(o_.keeper_binary, std::ios::binary);
-    keeper_ = std::string((std::istreambuf_iterator<char>(in)), {});
+    keeper_ = read_file(o_.keeper_binary).value_or("");
   });
   if (keeper_.empty()) create_failed("the keeper binary " + o_.keeper_binary + " cannot be read");
   const std::string install = std::string(kKeeperDir) + "mkdir -p \"$d\" && head -c " + std::to_string(keeper_.size()) +

@@ -15,9 +15,9 @@
 
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 
 #include "common/errors.h"
+#include "common/files.h"
 #include "common/log.h"
 #include "common/uuid.h"
 #include "services/environment/sandbox/bwrap.h"
@@ -30,13 +30,16 @@ namespace {
 namespace fs = std::filesystem;
 using sandbox::FrameType;
 
+constexpr int64_t kShmLimitBytes = 64 << 20;
+
 [[noreturn]] void create_failed(const std::string& reason) {
   throw Error("ENVIRONMENT_CREATE_FAILED", "Environment could not be created: " + reason, Json{{"reason", reason}});
 }
 
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p);
-  return std::string((std::istreambuf_iterator<char>(in)), {});
+// 90% of this machine's memory.
+int64_t most_of_the_memory() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? static_cast<int64_t>(pages) * page / 10 * 9 : int64_t{1} << 40;
 }
 
 // A client of a keeper's socket.
@@ -118,6 +121,10 @@ LocalDriver::LocalDriver(LocalDriverOptions options) : o_(std::move(options)) {
   fs::create_directories(o_.state_dir);
   // Each sandbox's uid must traverse to its own home; nobody may list others.
   chmod(o_.state_dir.c_str(), 0711);
+  // N candidates never take more than the machine has, whatever each exam allows.
+  sandbox::cgroup::limit_all(
+      o_.cgroup_parent,
+      {o_.sandboxes_memory_bytes > 0 ? o_.sandboxes_memory_bytes : most_of_the_memory(), o_.sandboxes_pids, 0});
   remover_ = std::thread([this] {
     while (!stop_) {
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
@@ -140,8 +147,20 @@ std::string LocalDriver::dir(const std::string& environment_id) const {
 
 void LocalDriver::create(const EnvironmentSpec& spec, std::chrono::steady_clock::time_point deadline) {
   const std::string d = dir(spec.environment_id);
+  {
+    std::lock_guard lock(create_mutex_);
+    int64_t count = 0;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(o_.state_dir, ec)) count += e.is_directory() && is_uuid(e.path().filename().string());
+    if (count >= o_.max_sandboxes)
+      throw Error("ENVIRONMENT_CAPACITY_REACHED",
+                  "This machine already runs its maximum of " + std::to_string(o_.max_sandboxes) + " sandboxes",
+                  Json{{"max_sandboxes", o_.max_sandboxes}});
+    std::error_code made;
+    fs::create_directories(d + "/control", made);
+    if (made) create_failed("cannot make " + d + "/control: " + made.message());
+  }
   try {
-    fs::create_directories(d + "/control");
     chmod(d.c_str(), 0711);
     chmod((d + "/control").c_str(), 0700);
     const std::string home = d + "/home";
@@ -154,7 +173,11 @@ void LocalDriver::create(const EnvironmentSpec& spec, std::chrono::steady_clock:
     const auto procs = sandbox::cgroup::create(
         o_.cgroup_parent, spec.environment_id,
         {spec.memory_limit_bytes, spec.pids_limit, spec.cpu_millis});
-    const sandbox::SandboxLayout layout{spec.host_uid, spec.name, home, d + "/etc", spec.tmp_size_bytes};
+    // /dev/shm: its own small tmpfs, never more than /tmp may hold.
+    const sandbox::SandboxLayout layout{spec.host_uid,       spec.name,
+                                        home,                d + "/etc",
+                                        d + "/system",       spec.tmp_size_bytes,
+                                        std::min<int64_t>(spec.tmp_size_bytes, kShmLimitBytes)};
 
     // The keeper: its own session (so no terminal signal reaches it), a clean
     // environment, stdout for "ready", stderr to its log.
@@ -171,7 +194,10 @@ void LocalDriver::create(const EnvironmentSpec& spec, std::chrono::steady_clock:
                                   "--home",
                                   home,
                                   "--home-options",
-                                  home_options};
+                                  home_options,
+                                  "--system-dir",
+                                  d + "/system",
+                                  "--seccomp"};
     for (const auto& p : procs) args.insert(args.end(), {"--cgroup-procs", p});
     // Made ahead of need: only on CPU time nobody else wants, so that refilling
     // the pool never slows a candidate's terminal. claim() restores the policy.
@@ -267,10 +293,9 @@ void LocalDriver::create(const EnvironmentSpec& spec, std::chrono::steady_clock:
 // (another command line) is not this sandbox's keeper.
 std::optional<pid_t> LocalDriver::keeper(const std::string& environment_id) const {
   const std::string d = dir(environment_id);
-  pid_t pid = 0;
-  std::ifstream(d + "/control/keeper.pid") >> pid;
+  const pid_t pid = static_cast<pid_t>(read_number(d + "/control/keeper.pid").value_or(0));
   if (pid <= 0) return std::nullopt;
-  const std::string cmdline = read_file("/proc/" + std::to_string(pid) + "/cmdline");
+  const std::string cmdline = read_file("/proc/" + std::to_string(pid) + "/cmdline").value_or("");
   if (cmdline.find(d + "/control/terminal.sock") == std::string::npos) return std::nullopt;
   return pid;
 }

@@ -16,6 +16,11 @@ struct LocalDriverOptions {
   std::string cgroup_parent;  // e.g. examiso
   std::string keeper_binary;  // examiso-sandbox
   size_t replay_bytes = 64 * 1024;
+  int64_t max_sandboxes = 1000;  // on this machine at once; past it a create is refused
+  // What all sandboxes together may take (their parent cgroup): memory (0:
+  // 90% of this machine's) and processes.
+  int64_t sandboxes_memory_bytes = 0;
+  int64_t sandboxes_pids = 32768;
 };
 
 class LocalDriver final : public SandboxDriver {
@@ -41,6 +46,7 @@ class LocalDriver final : public SandboxDriver {
   void retry_removals();
 
   LocalDriverOptions o_;
+  std::mutex create_mutex_;  // counting sandboxes and making one's directory are one step
   std::mutex mutex_;
   std::set<std::string> pending_cgroups_;  // still held by the kernel a moment after a kill
   std::mutex keepers_mutex_;

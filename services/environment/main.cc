@@ -3,8 +3,8 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
 
+#include "common/files.h"
 #include "common/log.h"
 #include "common/service_db.h"
 #include "services/environment/grpc_sessions.h"
@@ -25,13 +25,12 @@ int main(int argc, char** argv) {
     const auto replay_bytes = static_cast<size_t>(config.integer("environment.replay_bytes"));
     if (driver_name == "local") {
       if (config.boolean("environment.expedite_rcu")) {
-        std::ofstream rcu("/sys/kernel/rcu_expedited");
-        rcu << "1";
-        rcu.flush();
-        log::info("rcu_expedited", {{"set", static_cast<bool>(rcu)}});
+        log::info("rcu_expedited", {{"set", write_file("/sys/kernel/rcu_expedited", "1")}});
       }
       driver = std::make_unique<environment::LocalDriver>(environment::LocalDriverOptions{
-          config.str("environment.state_dir"), config.str("environment.cgroup_parent"), keeper, replay_bytes});
+          config.str("environment.state_dir"), config.str("environment.cgroup_parent"), keeper, replay_bytes,
+          config.integer("environment.max_sandboxes"), config.integer("environment.sandboxes_memory_mb") << 20,
+          config.integer("environment.sandboxes_pids")});
       if (node.empty()) {
         char host[256] = {};
         gethostname(host, sizeof host - 1);

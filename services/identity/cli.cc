@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
   validate->add_option("--session-id", session_id, "the exam session id (UUID)");
   validate->add_option("--environment-id", environment_id, "the environment id (UUID), once provisioned");
 
-  auto* issue = cmd.subcommand("token", "Mint a development token (needs identity.hs256_secret)", [&] {
+  auto* issue = cmd.subcommand("token", "Mint a development token (needs identity.dev_sign_in)", [&] {
     v1::IdentityService::Stub stub(cmd.channel());
     v1::IssueTokenRequest request;
     request.set_user_id(user_id);

@@ -8,10 +8,9 @@
 #include <algorithm>
 #include <array>
 #include <cstdlib>
-#include <fstream>
 #include <memory>
-#include <sstream>
 
+#include "common/files.h"
 #include "common/errors.h"
 #include "common/identity.h"
 #include "common/json.h"
@@ -89,12 +88,10 @@ bool libjwt_valid(std::string_view token, const std::string& algorithm, const st
   return verified && algorithm == verified;
 }
 
-std::string read_file(const std::string& path, std::string_view key) {
-  std::ifstream in(path);
-  if (!in) throw Error("INVALID_ARGUMENT", std::string(key) + ": cannot read " + path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
+std::string read_key_file(const std::string& path, std::string_view key) {
+  auto text = read_file(path);
+  if (!text) throw Error("INVALID_ARGUMENT", std::string(key) + ": cannot read " + path);
+  return std::move(*text);
 }
 
 std::optional<int64_t> numeric_claim(const Claims& claims, const char* name) {
@@ -110,13 +107,16 @@ TokenPolicy TokenPolicy::from_config(const Config& config) {
   TokenPolicy p;
   p.algorithms = config.list("identity.algorithms");
   p.hs256_secret = config.str("identity.hs256_secret");
+  p.dev_sign_in = config.boolean("identity.dev_sign_in");
+  if (p.dev_sign_in && p.hs256_secret.empty())
+    throw Error("INVALID_ARGUMENT", "identity.dev_sign_in needs identity.hs256_secret to sign with");
   p.refresh_secret = config.str("identity.refresh_secret");
   if (!p.refresh_secret.empty() && p.refresh_secret.size() < 16)
     throw Error("INVALID_ARGUMENT", "identity.refresh_secret is shorter than 16 bytes");
   if (const auto& f = config.str("identity.rs256_public_key_file"); !f.empty())
-    p.rs256_public_pem = read_file(f, "identity.rs256_public_key_file");
+    p.rs256_public_pem = read_key_file(f, "identity.rs256_public_key_file");
   if (const auto& f = config.str("identity.es256_public_key_file"); !f.empty())
-    p.es256_public_pem = read_file(f, "identity.es256_public_key_file");
+    p.es256_public_pem = read_key_file(f, "identity.es256_public_key_file");
   p.issuer = config.str("identity.issuer");
   p.audience = config.str("identity.audience");
   p.leeway = std::chrono::seconds(config.integer("identity.leeway_seconds"));
@@ -201,9 +201,13 @@ TokenIssuer::TokenIssuer(const TokenPolicy& policy, std::chrono::seconds default
   if (std::find(policy.algorithms.begin(), policy.algorithms.end(), "HS256") != policy.algorithms.end())
     secret_ = policy.hs256_secret;
   refresh_secret_ = secret_.empty() ? policy.refresh_secret : secret_;
+  dev_sign_in_ = policy.dev_sign_in;
 }
 
 IssuedToken TokenIssuer::issue(std::string_view user_id, std::chrono::seconds ttl) const {
+  if (!dev_sign_in_)
+    throw Error("TOKEN_ISSUING_DISABLED",
+                "Token issuing is disabled: the development sign-in is off (identity.dev_sign_in)");
   if (secret_.empty())
     throw Error("TOKEN_ISSUING_DISABLED",
                 "Token issuing is disabled: no development signing secret (identity.hs256_secret) is configured");

@@ -16,6 +16,9 @@ namespace examiso::identity {
 struct TokenPolicy {
   std::vector<std::string> algorithms;  // from HS256, RS256, ES256
   std::string hs256_secret;
+  // Whether IssueToken (the development sign-in, `session-identity token`)
+  // mints tokens at all: never on by a secret alone.
+  bool dev_sign_in = false;
   // The key identity signs refreshed tokens with where there is no
   // development secret (production: the identity provider's tokens are
   // RS256/ES256 and identity holds no private key of theirs). Tokens signed
@@ -66,7 +69,8 @@ class TokenIssuer final {
   TokenIssuer(const TokenPolicy& policy, std::chrono::seconds default_ttl, std::chrono::seconds max_ttl,
               const Clock& clock);
 
-  // ttl 0 means the default. Throws TOKEN_ISSUING_DISABLED without a secret,
+  // ttl 0 means the default. Throws TOKEN_ISSUING_DISABLED unless the
+  // development sign-in is on (identity.dev_sign_in) with a secret,
   // INVALID_IDENTITY for a bad user id, INVALID_ARGUMENT for a bad ttl.
   IssuedToken issue(std::string_view user_id, std::chrono::seconds ttl) const;
 
@@ -77,6 +81,8 @@ class TokenIssuer final {
 
  private:
   IssuedToken sign(const std::string& user_id, std::chrono::seconds ttl, const std::string& secret) const;
+
+  bool dev_sign_in_ = false;
 
   std::string secret_;
   std::string refresh_secret_;

@@ -6,6 +6,7 @@
 #include <regex>
 #include <set>
 
+#include "common/files.h"
 #include "common/errors.h"
 #include "common/uuid.h"
 
@@ -95,10 +96,10 @@ class Reader {
 
 ExamCatalog ExamCatalog::load(const std::string& path) {
   YAML::Node root;
+  const auto text = read_file(path);
+  if (!text) throw Error("INVALID_ARGUMENT", "exam catalog " + path + ": cannot be read");
   try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::BadFile&) {
-    throw Error("INVALID_ARGUMENT", "exam catalog " + path + ": cannot be read");
+    root = YAML::Load(*text);
   } catch (const YAML::Exception& e) {
     throw Error("INVALID_ARGUMENT", "exam catalog " + path + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
   }

@@ -5,10 +5,13 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <sstream>
 #include <fstream>
 #include <thread>
 
+#include "common/files.h"
 #include "common/json.h"
 #include "common/uuid.h"
 #include "examiso/v1/lifecycle.grpc.pb.h"
@@ -335,6 +338,47 @@ TEST_F(EnvironmentE2E, AnIdleKeeperSleepsAndStopsOnSignal) {
 
 // An environment destroyed while a client is attached: the client is told it
 // ended (not that it detached).
+// The keeper carries its sandbox's output: it runs in the sandbox's cgroup,
+// so a flood costs the CPU share of the candidate who makes it. Another
+// candidate keeps typing meanwhile. (How much the flood adds to their echo is
+// measured in bench/environment_bench: BM_EchoBesideAFlood.)
+TEST_F(EnvironmentE2E, AFloodIsChargedToTheSandboxThatMakesIt) {
+  const std::string flooder = new_session(), typist = new_session();
+  const Json env = create(flooder);
+  create(typist);
+  const pid_t keeper = keeper_of(env["environment_id"]);
+  ASSERT_GT(keeper, 0);
+  const auto members = sandbox::cgroup::processes(platform_->cgroup_parent(), env["environment_id"]);
+  EXPECT_NE(std::find(members.begin(), members.end(), keeper), members.end()) << "the keeper is in its sandbox's cgroup";
+  const auto cpu_ticks = [](pid_t pid) {
+    const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat").value_or("");
+    std::istringstream in(stat.substr(stat.rfind(')') + 2));
+    std::string field;
+    long long utime = 0, stime = 0;
+    for (int i = 3; i <= 15 && in >> field; ++i) {
+      if (i == 14) utime = std::stoll(field);
+      if (i == 15) stime = std::stoll(field);
+    }
+    return utime + stime;
+  };
+  TerminalClient f(env_address(), flooder), t(env_address(), typist);
+  f.send("echo go-$((1+1))\n");
+  ASSERT_TRUE(f.wait_for("go-2", kWait));
+  f.discard_output();
+  const long long before = cpu_ticks(keeper);
+  f.send("yes 'flood flood flood flood flood flood flood flood flood flood'\n");
+  ASSERT_TRUE(testing::eventually([&] { return f.discarded_bytes() > (4u << 20); }, kWait))
+      << "control: the flood flows";
+  t.send("stty -echo; cat\n");
+  for (int i = 0; i < 20; ++i) {
+    const size_t mark = t.output_size();
+    t.send("key" + std::to_string(i) + "\n");
+    EXPECT_TRUE(t.wait_for("key" + std::to_string(i) + "\r\n", kWait, mark)) << "the typist's key " << i;
+  }
+  EXPECT_GT(cpu_ticks(keeper), before) << "control: carrying it costs the keeper CPU, charged to the sandbox";
+  f.send("\x03");
+}
+
 TEST_F(EnvironmentE2E, DestroyingTheEnvironmentEndsItsAttachedTerminal) {
   const std::string session = new_session();
   create(session);
@@ -416,6 +460,62 @@ TEST(EnvironmentRestart, ReconcilesRecordsAndSandboxes) {
   EXPECT_EQ(lost_status["error_reason"], "sandbox vanished");
   EXPECT_FALSE(fs::exists(platform.sandbox_dir() + "/" + orphan));
   EXPECT_FALSE(fs::exists(lost_dir));
+}
+
+// A machine's share for sandboxes: at most max_sandboxes of them, and all of
+// them together within the memory and processes of their parent cgroup,
+// whatever each exam allows on its own.
+TEST(EnvironmentCapacity, NoMoreSandboxesThanTheMachineGives) {
+  Platform platform(testing::shared_postgres().create_database(),
+                    {{"EXAMISO_ENVIRONMENT_MAX_SANDBOXES", "3"},
+                     {"EXAMISO_ENVIRONMENT_SANDBOXES_MEMORY_MB", "200"},
+                     {"EXAMISO_ENVIRONMENT_SANDBOXES_PIDS", "150"}});
+  platform.start("lifecycle");
+  platform.start("environment");
+  const std::string parent = platform.cgroup_parent();
+  const bool v2 = sandbox::cgroup::unified();
+  const std::string memory_max = v2 ? "/sys/fs/cgroup/" + parent + "/memory.max"
+                                    : "/sys/fs/cgroup/memory/" + parent + "/memory.limit_in_bytes";
+  const std::string pids_max = v2 ? "/sys/fs/cgroup/" + parent + "/pids.max" : "/sys/fs/cgroup/pids/" + parent + "/pids.max";
+  EXPECT_EQ(read_number(memory_max), 200 << 20);
+  EXPECT_EQ(read_number(pids_max), 150);
+
+  // The isolation exam: 128 MiB and 64 processes each.
+  const std::string exam = "00000000-0000-4000-8000-000000000005";
+  std::vector<std::string> sessions;
+  for (int i = 0; i < 3; ++i) {
+    sessions.push_back(platform.create_session(exam));
+    ASSERT_EQ(platform.sh("execution-environment create --session-id " + sessions.back()).exit_code, 0)
+        << platform.logs();
+  }
+  const std::string fourth = platform.create_session(exam);
+  const auto refused = platform.sh("execution-environment create --session-id " + fourth);
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_EQ(Json::parse(refused.err, nullptr, false).value("code", ""), "ENVIRONMENT_CAPACITY_REACHED") << refused.err;
+
+  // 90 MB each fits every sandbox's own limit, not three of them the machine's share.
+  std::vector<std::unique_ptr<TerminalClient>> terminals;
+  for (const auto& s : sessions) {
+    const std::string env_id =
+        Json::parse(platform.sh("execution-environment status --session-id " + s).out).value("environment_id", "");
+    const std::string dir = platform.sandbox_dir() + "/" + env_id;
+    // The home is mounted in its keeper's namespace: reached through its root.
+    const std::string home =
+        "/proc/" + std::to_string(read_number(dir + "/control/keeper.pid").value_or(0)) + "/root" + dir + "/home";
+    struct stat st {};
+    ASSERT_EQ(stat(home.c_str(), &st), 0) << home;
+    fs::copy_file(testing::bin("../tests/examiso-probe"), home + "/probe");
+    ASSERT_EQ(chown((home + "/probe").c_str(), st.st_uid, st.st_gid), 0);
+    terminals.push_back(std::make_unique<TerminalClient>(platform.address("environment"), s));
+  }
+  for (auto& t : terminals) t->send("~/probe alloc 90 8; echo exit=$?\n");
+  int held = 0;
+  for (auto& t : terminals) held += t->wait_for("ok alloc 90 MB", std::chrono::seconds(5)).has_value();
+  EXPECT_GE(held, 1) << "control: a sandbox may take 90 MB";
+  // Some sandbox's allocation was ended by the parent's limit.
+  bool killed = false;
+  for (auto& t : terminals) killed = killed || t->wait_for("exit=137", std::chrono::seconds(12)).has_value();
+  EXPECT_TRUE(killed) << "three sandboxes took 270 MB of a 200 MB share";
 }
 
 }  // namespace

@@ -265,6 +265,7 @@ TEST_F(GatewayTest, MissingMalformedExpiredAndForgedTokensAreRefusedAlike) {
   identity::TokenPolicy attacker;
   attacker.algorithms = {"HS256"};
   attacker.hs256_secret = "an-attackers-guess";
+  attacker.dev_sign_in = true;
   const std::string forged =
       identity::TokenIssuer(attacker, std::chrono::hours(1), std::chrono::hours(1), clock).issue(a.user, {}).token;
   // Signed right, but it expired an hour ago.
@@ -272,6 +273,7 @@ TEST_F(GatewayTest, MissingMalformedExpiredAndForgedTokensAreRefusedAlike) {
   identity::TokenPolicy platform_policy;
   platform_policy.algorithms = {"HS256"};
   platform_policy.hs256_secret = platform->env().at("EXAMISO_IDENTITY_HS256_SECRET");
+  platform_policy.dev_sign_in = true;
   const std::string expired =
       identity::TokenIssuer(platform_policy, std::chrono::hours(1), std::chrono::hours(1), past).issue(a.user, {}).token;
   std::set<std::string> bodies;
@@ -446,6 +448,7 @@ TEST_F(GatewayTest, RefreshGivesAFreshTokenAndRefusesExpiredOrRevokedOnes) {
   identity::TokenPolicy policy;
   policy.algorithms = {"HS256"};
   policy.hs256_secret = platform->env().at("EXAMISO_IDENTITY_HS256_SECRET");
+  policy.dev_sign_in = true;
   const std::string expired =
       identity::TokenIssuer(policy, std::chrono::hours(1), std::chrono::hours(1), past).issue(c.user, {}).token;
   r = testing::http_as(expired, gw, "POST", "/v1/auth/refresh");
@@ -550,6 +553,37 @@ TEST_F(GatewayTest, TheStatusStreamPushesChangesAndTheTimeAtLeastEvery5s) {
     EXPECT_EQ(Json::parse(*m)["data"]["remaining_seconds"], 7200);
   }
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 11s);
+}
+
+// One user holds at most gateway.max_websockets_per_user (16) sockets at
+// once: past it the upgrade is refused with 429; a closed one frees its slot.
+TEST_F(GatewayTest, AUserCannotHoldMoreThanSixteenSockets) {
+  Candidate c = candidate_with_session();
+  const std::string target = "/v1/sessions/" + c.session + "/status";
+  const testing::Headers auth{{"Authorization", "Bearer " + c.token}};
+  std::vector<std::unique_ptr<WsClient>> open;
+  for (int i = 0; i < 16; ++i) {
+    open.push_back(WsClient::connect(gw, target, auth));
+    ASSERT_TRUE(open.back()->open()) << "socket " << i;
+    ASSERT_TRUE(open.back()->receive()) << "control: socket " << i << " works";
+  }
+  auto over = WsClient::connect(gw, target, auth);
+  ASSERT_TRUE(over->refused().has_value());
+  EXPECT_EQ(over->refused()->status, 429) << over->refused()->body;
+  // Another user is not affected.
+  Candidate other = candidate_with_session();
+  auto theirs = WsClient::connect(gw, "/v1/sessions/" + other.session + "/status",
+                                  {{"Authorization", "Bearer " + other.token}});
+  EXPECT_TRUE(theirs->open());
+  open.back()->close();
+  open.pop_back();
+  // The slot is freed when the gateway sees the close.
+  std::unique_ptr<WsClient> again;
+  for (int i = 0; i < 50 && !(again && again->open()); ++i) {
+    std::this_thread::sleep_for(100ms);
+    again = WsClient::connect(gw, target, auth);
+  }
+  EXPECT_TRUE(again && again->open());
 }
 
 TEST_F(GatewayTest, BadInputGetsAClearError) {

@@ -27,7 +27,7 @@ class IdentityE2E : public ::testing::Test {
   static void SetUpTestSuite() {
     address_ = "127.0.0.1:" + std::to_string(testing::free_port());
     daemon_ = new testing::Daemon({"examiso-identity"}, {{"EXAMISO_IDENTITY_LISTEN", address_},
-                                                         {"EXAMISO_IDENTITY_HS256_SECRET", kSecret},
+                                                         {"EXAMISO_IDENTITY_HS256_SECRET", kSecret}, {"EXAMISO_IDENTITY_DEV_SIGN_IN", "true"},
                                                          {"DATABASE_URL", testing::shared_postgres().create_database()}});
     ASSERT_TRUE(testing::wait_serving(address_)) << daemon_->log();
   }
@@ -262,10 +262,34 @@ TEST(IdentityService, RefusesToStartWithABadConfigAndSaysWhy) {
   EXPECT_NE(daemon.log().find("unknown key 'identity.algoritms'"), std::string::npos) << daemon.log();
 }
 
-TEST(IdentityService, ShutsDownGracefullyAndLogsOneJsonObjectPerLine) {
+// A signing secret alone does not turn the development sign-in on: only
+// identity.dev_sign_in does (which ./scripts/dev up sets, and nothing else).
+TEST(IdentityService, ASecretAloneIssuesNoTokens) {
   const std::string address = "127.0.0.1:" + std::to_string(testing::free_port());
   testing::Daemon daemon({"examiso-identity"}, {{"EXAMISO_IDENTITY_LISTEN", address},
                                                 {"EXAMISO_IDENTITY_HS256_SECRET", kSecret},
+                                                {"DATABASE_URL", testing::shared_postgres().create_database()}});
+  ASSERT_TRUE(testing::wait_serving(address)) << daemon.log();
+  const auto r = testing::run({"session-identity", "token", "--user-id", "550e8400-e29b-41d4-a716-446655440000"},
+                              {{"EXAMISO_IDENTITY_ADDRESS", address}});
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_EQ(Json::parse(r.err, nullptr, false).value("code", ""), "TOKEN_ISSUING_DISABLED") << r.err;
+  EXPECT_NE(r.err.find("identity.dev_sign_in"), std::string::npos) << r.err;
+  // Turned on without a secret to sign with, identity refuses to start, and says why.
+  const std::string other = "127.0.0.1:" + std::to_string(testing::free_port());
+  testing::Daemon refused({"examiso-identity"}, {{"EXAMISO_IDENTITY_LISTEN", other},
+                                                 {"EXAMISO_IDENTITY_DEV_SIGN_IN", "true"},
+                                                 {"EXAMISO_IDENTITY_ALGORITHMS", "RS256"},
+                                                 {"DATABASE_URL", testing::shared_postgres().create_database()}});
+  EXPECT_EQ(refused.wait(std::chrono::seconds(10)), 1) << refused.log();
+  EXPECT_NE(refused.log().find("identity.dev_sign_in needs identity.hs256_secret"), std::string::npos)
+      << refused.log();
+}
+
+TEST(IdentityService, ShutsDownGracefullyAndLogsOneJsonObjectPerLine) {
+  const std::string address = "127.0.0.1:" + std::to_string(testing::free_port());
+  testing::Daemon daemon({"examiso-identity"}, {{"EXAMISO_IDENTITY_LISTEN", address},
+                                                {"EXAMISO_IDENTITY_HS256_SECRET", kSecret}, {"EXAMISO_IDENTITY_DEV_SIGN_IN", "true"},
                                                 {"DATABASE_URL", testing::shared_postgres().create_database()}});
   ASSERT_TRUE(testing::wait_serving(address)) << daemon.log();
   testing::run({"session-identity", "token", "--user-id", "550e8400-e29b-41d4-a716-446655440000"},

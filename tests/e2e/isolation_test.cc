@@ -3,17 +3,21 @@
 // where it should, so a broken probe cannot pass.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <linux/keyctl.h>
 #include <netinet/in.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <set>
 #include <thread>
 
+#include "common/files.h"
 #include "common/json.h"
 #include "common/uuid.h"
 #include "examiso/v1/lifecycle.grpc.pb.h"
@@ -27,7 +31,12 @@ namespace {
 namespace fs = std::filesystem;
 using testing::TerminalClient;
 
-const std::string kIsolationExam = "00000000-0000-4000-8000-000000000005";  // 128 MiB, 64 pids
+const std::string kIsolationExam = "00000000-0000-4000-8000-000000000005";  // 128 MiB, 64 pids, 8 MiB /tmp
+
+// The platform runs in a session keyring of its own, as a systemd service
+// does, holding a key: no sandbox may see either.
+const char* const kPlatformKeyring = "examiso-isolation-keyring";
+const char* const kPlatformKey = "examiso-isolation-secret";
 
 struct Sandbox {
   std::string session_id;
@@ -38,6 +47,8 @@ struct Sandbox {
 class Isolation : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
+    ASSERT_GE(syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, kPlatformKeyring), 0) << strerror(errno);
+    ASSERT_GE(syscall(SYS_add_key, "user", kPlatformKey, "s3cret", 6, KEY_SPEC_SESSION_KEYRING), 0) << strerror(errno);
     platform_ = new testing::Platform(testing::shared_postgres().create_database());
     platform_->start("identity");
     platform_->start("lifecycle");
@@ -53,7 +64,10 @@ class Isolation : public ::testing::Test {
 
   static Sandbox make_sandbox() {
     const std::string session = platform_->create_session(kIsolationExam);
-    const auto out = platform_->sh("execution-environment create --session-id " + session);
+    // Many at once on a busy machine may take longer than the usual call.
+    const auto out = platform_->sh("execution-environment create --session-id " + session,
+                                   {{"EXAMISO_GRPC_CALL_TIMEOUT_MS", "60000"}});
+    if (out.exit_code != 0) throw std::runtime_error("create failed: " + out.out + out.err);
     Sandbox box{session, Json::parse(out.out).value("environment_id", ""), nullptr};
     // The probe goes into the sandbox's home, owned by the sandbox's uid.
     const fs::path home = home_seen_by_host(box);
@@ -219,6 +233,149 @@ TEST_F(Isolation, GainsNoCapabilities) {
   EXPECT_NE(probe(*a_, "raw-socket").find("denied raw-socket"), std::string::npos);
   EXPECT_NE(run(*a_, "unshare -Ur true 2>&1 || echo no-userns").find("no-userns"), std::string::npos);
   EXPECT_NE(run(*a_, "ls -ld /usr; touch /usr/x 2>&1").find("Read-only file system"), std::string::npos);
+}
+
+// The seccomp filter: every call on its list fails with EPERM inside (clone3
+// with ENOSYS, so that the C library falls back to clone, which is checked),
+// and the same calls, with the same harmless arguments, get another answer on
+// the host (the control: it is the filter that refuses, not the arguments).
+TEST_F(Isolation, KernelInterfacesOutsideAnExamAreRefused) {
+  const std::vector<std::string> calls{
+      "io_uring_setup", "io_uring_enter", "io_uring_register", "keyctl",        "add_key",       "request_key",
+      "bpf",            "userfaultfd",    "perf_event_open",   "kexec_load",    "kexec_file_load", "init_module",
+      "finit_module",   "delete_module",  "mount",             "umount2",       "pivot_root",    "chroot",
+      "move_mount",     "open_tree",      "fsopen",            "fsconfig",      "fsmount",       "fspick",
+      "mount_setattr",  "open_tree_attr", "unshare",           "setns",         "swapon",        "swapoff",
+      "reboot",         "acct",           "quotactl",          "quotactl_fd",   "open_by_handle_at",
+      "name_to_handle_at", "clock_settime", "clock_adjtime",   "adjtimex",      "settimeofday",  "syslog",
+      "clone-newuser",  "clone3",         "tiocsti",           "tioclinux"};
+  std::string all;
+  for (const auto& c : calls) all += " " + c;
+  const std::string inside = run(*a_, "grep '^Seccomp:' /proc/self/status; for c in" + all +
+                                          "; do ~/examiso-probe call $c; done");
+  EXPECT_NE(inside.find("Seccomp:\t2"), std::string::npos) << inside;
+  const std::string host =
+      testing::run_shell("for c in" + all + "; do " + testing::bin("../tests/examiso-probe") + " call $c; done").out;
+  // What a machine's own policy may refuse its root too (then the control says nothing).
+  const bool io_uring_off = read_number("/proc/sys/kernel/io_uring_disabled").value_or(0) == 2;
+  for (const auto& c : calls) {
+    const std::string errno_name = c == "clone3" ? "ENOSYS" : "EPERM";
+    EXPECT_NE(inside.find("denied call " + c + " " + errno_name + "\r"), std::string::npos) << c << ":\n" << inside;
+    const bool may_refuse = (c.rfind("io_uring", 0) == 0 && io_uring_off) || c.rfind("kexec", 0) == 0 ||
+                            c.find("init_module") != std::string::npos;
+    if (!may_refuse) {
+      EXPECT_EQ(host.find("call " + c + " " + errno_name + "\n"), std::string::npos) << "control, " << c << ":\n" << host;
+    }
+  }
+  EXPECT_NE(host.find("ok call tiocsti"), std::string::npos) << "control: TIOCSTI works on the host\n" << host;
+  // ptrace stays: gdb and strace are exam tools.
+  EXPECT_NE(probe(*a_, "ptrace-child").find("ok ptrace-child"), std::string::npos);
+}
+
+// socket(): AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK only. AF_VSOCK (to the
+// host, around the network namespace), AF_ALG, AF_PACKET and every other
+// family, known or not, fail with EPERM.
+TEST_F(Isolation, OnlyLocalAndInternetSocketsCanBeMade) {
+  const std::vector<int> allowed{AF_UNIX, AF_INET, AF_INET6, AF_NETLINK};
+  const std::vector<int> refused{0, AF_AX25, AF_PACKET, AF_ALG, AF_VSOCK, AF_XDP, AF_MCTP, AF_MAX, 100, -1};
+  std::string families;
+  for (int f : allowed) families += " " + std::to_string(f);
+  for (int f : refused) families += " " + std::to_string(f);
+  const std::string inside = run(*a_, "for f in" + families + "; do ~/examiso-probe socket $f; done");
+  const std::string host =
+      testing::run_shell("for f in" + families + "; do " + testing::bin("../tests/examiso-probe") + " socket $f; done").out;
+  for (int f : allowed) EXPECT_NE(inside.find("ok socket " + std::to_string(f) + "\r"), std::string::npos) << f << inside;
+  for (int f : refused) {
+    const std::string name = "socket " + std::to_string(f);
+    EXPECT_NE(inside.find("denied " + name + " EPERM"), std::string::npos) << name << ":\n" << inside;
+    EXPECT_EQ(host.find("denied " + name + " EPERM"), std::string::npos) << "control, " << name << ":\n" << host;
+  }
+  EXPECT_NE(host.find("ok socket " + std::to_string(AF_PACKET)), std::string::npos) << "control\n" << host;
+}
+
+// The platform's session keyring (and its key) stay out of every sandbox.
+TEST_F(Isolation, KeyringsAreNotShared) {
+  const std::string host = testing::run_shell("cat /proc/keys").out;
+  ASSERT_NE(host.find(kPlatformKeyring), std::string::npos) << "control: the host's processes see it\n" << host;
+  ASSERT_NE(host.find(kPlatformKey), std::string::npos) << "control\n" << host;
+  const std::string inside = run(*a_, "cat /proc/keys; ~/examiso-probe call add_key");
+  EXPECT_EQ(inside.find(kPlatformKeyring), std::string::npos) << inside;
+  EXPECT_EQ(inside.find(kPlatformKey), std::string::npos) << inside;
+  EXPECT_NE(inside.find("denied call add_key EPERM"), std::string::npos) << inside;
+}
+
+// A lock on a file every sandbox sees (flock, on /usr, /etc and /dev files)
+// is held in the locker's sandbox only: no signal from one candidate to another.
+TEST_F(Isolation, LocksOnSharedFilesAreNotSeenFromAnotherSandbox) {
+  for (const std::string file : {"/usr/lib/os-release", "/etc/profile", "/dev/null"}) {
+    const std::string held = run(*a_, "~/examiso-probe lock " + file + " 20 & sleep 0.3");
+    ASSERT_NE(held.find("ok lock " + file), std::string::npos) << held;
+    EXPECT_NE(probe(*a_, "trylock " + file).find("denied trylock " + file + " EAGAIN"), std::string::npos)
+        << "control: the probe sees the lock where it is";
+    EXPECT_NE(probe(*b_, "trylock " + file).find("ok trylock " + file), std::string::npos) << file;
+    run(*a_, "kill %1; wait");
+  }
+}
+
+// /dev holds its devices and nothing else can be put there; /dev/shm is
+// bounded by the exam's /tmp size (8 MiB here), not the host's memory.
+TEST_F(Isolation, DevIsReadOnlyAndSharedMemoryIsBounded) {
+  EXPECT_NE(run(*a_, "touch /dev/examiso 2>&1").find("Read-only file system"), std::string::npos);
+  EXPECT_NE(run(*a_, "echo x > /dev/null && echo null-$((1+1)); head -c 5 /dev/urandom | wc -c").find("null-2\r\n5"),
+            std::string::npos)
+      << "control: the devices work";
+  EXPECT_NE(run(*a_, "head -c 1M /dev/zero > /dev/shm/small && echo shm-$((1+2))").find("shm-3"), std::string::npos)
+      << "control: /dev/shm is writable";
+  const std::string big = run(*a_, "head -c 12M /dev/zero > /dev/shm/big; rm -f /dev/shm/big /dev/shm/small");
+  EXPECT_NE(big.find("No space left on device"), std::string::npos) << big;
+}
+
+// 30 sandboxes made at once: no process in any of them holds a descriptor
+// but its terminal, whatever the service had open while making the others.
+TEST_F(Isolation, NoSandboxHoldsADescriptorButItsTerminal) {
+  std::vector<Sandbox> boxes(30);
+  std::vector<std::thread> makers;
+  std::mutex mutex;
+  std::string failures;
+  for (auto& box : boxes) {
+    makers.emplace_back([&] {
+      try {
+        box = make_sandbox();
+      } catch (const std::exception& e) {
+        std::lock_guard lock(mutex);
+        failures += std::string(e.what()) + "\n";
+      }
+    });
+  }
+  for (auto& t : makers) t.join();
+  ASSERT_EQ(failures, "");
+  for (auto& box : boxes) {
+    // A shell that has answered is done reading its start-up files.
+    ASSERT_NE(run(box, "echo up-$((2+3))").find("up-5"), std::string::npos);
+    const auto pids = host_pids_of(box);
+    ASSERT_GE(pids.size(), 2u) << "control: the sandbox's processes are found";
+    std::set<std::string> terminals;
+    const std::string dir = platform_->sandbox_dir() + "/" + box.environment_id;
+    const pid_t keeper = static_cast<pid_t>(read_number(dir + "/control/keeper.pid").value_or(0));
+    for (const pid_t pid : pids) {
+      if (pid == keeper) continue;  // in the sandbox's cgroup, not in the sandbox
+      std::error_code ec;
+      const std::string comm = read_file("/proc/" + std::to_string(pid) + "/comm").value_or("?");
+      for (const auto& fd : fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec)) {
+        const std::string target = fs::read_symlink(fd.path(), ec).string();
+        if (target.rfind("/dev/pts/", 0) == 0) {
+          terminals.insert(target);
+        } else if (comm != "bwrap\n" || (target != "anon_inode:[eventfd]" && target != "anon_inode:[signalfd]")) {
+          // (bubblewrap's own: how its monitor learns of the sandbox's end.)
+          ADD_FAILURE() << "pid " << pid << " (" << comm << ") of " << box.environment_id << " holds fd "
+                        << fd.path().filename() << ": " << target;
+        }
+      }
+    }
+    EXPECT_EQ(terminals.size(), 1u) << "one terminal per sandbox";
+  }
+  for (auto& box : boxes)
+    EXPECT_EQ(platform_->sh("execution-environment destroy --session-id " + box.session_id).exit_code, 0);
 }
 
 // Memory and process limits are the sandbox's own: the OOM killer takes the

@@ -115,6 +115,9 @@ TEST(KubeDriver, CreatesAHardenedPodAndItsNetworkPolicyAndWaitsUntilReady) {
   EXPECT_EQ(c["securityContext"]["capabilities"]["drop"], Json::array({"ALL"}));
   EXPECT_EQ(c["resources"]["limits"]["memory"], std::to_string(512ll << 20));
   EXPECT_EQ(c["resources"]["limits"]["cpu"], "1000m");
+  EXPECT_EQ(c["resources"]["limits"]["ephemeral-storage"],
+            std::to_string(spec.home_size_bytes + spec.tmp_size_bytes + (64 << 20)));
+  EXPECT_EQ(c["resources"]["requests"]["ephemeral-storage"], c["resources"]["limits"]["ephemeral-storage"]);
   for (const auto& v : ps["volumes"]) {
     EXPECT_TRUE(v.contains("emptyDir")) << v.dump();
     EXPECT_TRUE(v["emptyDir"].contains("sizeLimit")) << v.dump();

@@ -263,6 +263,7 @@ TEST(ProductionSignIn, Rs256TokensWorkAndTheDevelopmentSignInIsRefused) {
   testing::Platform platform(testing::shared_postgres().create_database(),
                              {{"EXAMISO_IDENTITY_ALGORITHMS", "RS256"},
                               {"EXAMISO_IDENTITY_HS256_SECRET", ""},
+                              {"EXAMISO_IDENTITY_DEV_SIGN_IN", "false"},
                               {"EXAMISO_IDENTITY_RS256_PUBLIC_KEY_FILE", pub}});
   for (const auto& s : kDaemons) platform.start(s);
   const std::string gw = platform.address("gateway");

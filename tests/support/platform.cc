@@ -29,6 +29,7 @@ Platform::Platform(std::string database_url, Env extra) : env_(std::move(extra))
   env_.emplace("EXAMISO_GATEWAY_STATIC_DIR", std::string(EXAMISO_SOURCE_DIR) + "/frontend/dist");
   env_["DATABASE_URL"] = std::move(database_url);
   env_.emplace("EXAMISO_IDENTITY_HS256_SECRET", "end-to-end-test-development-secret");
+  env_.emplace("EXAMISO_IDENTITY_DEV_SIGN_IN", "true");
   env_.emplace("EXAMISO_LIFECYCLE_EXAM_CATALOG", std::string(EXAMISO_SOURCE_DIR) + "/tests/data/test_exams.yaml");
   static int instances = 0;
   cgroup_parent_ = "examiso-test-" + std::to_string(getpid()) + "-" + std::to_string(++instances);

@@ -18,6 +18,8 @@ TerminalClient::TerminalClient(const std::string& address, const std::string& se
       if (r.has_ended()) {
         ended_ = true;
         ended_reason_ = r.ended().reason();
+      } else if (discard_) {
+        discarded_ += r.output().size();
       } else {
         output_ += r.output();
       }
@@ -94,6 +96,20 @@ grpc::Status TerminalClient::detach() {
   reader_.join();
   reader_ = std::thread([] {});
   return stream_->Finish();
+}
+
+}  // namespace examiso::testing
+
+namespace examiso::testing {
+
+void TerminalClient::discard_output() {
+  std::lock_guard lock(mutex_);
+  discard_ = true;
+}
+
+size_t TerminalClient::discarded_bytes() {
+  std::lock_guard lock(mutex_);
+  return discarded_;
 }
 
 }  // namespace examiso::testing

@@ -32,6 +32,10 @@ class TerminalClient final {
   bool ended();  // the stream ended (an `ended` message or an error)
   std::string ended_reason();
 
+  // From now on output is read and counted, not kept (a flood of it).
+  void discard_output();
+  size_t discarded_bytes();
+
   // Ends this client's side: the shell keeps running for the next client.
   grpc::Status detach();
 
@@ -45,6 +49,8 @@ class TerminalClient final {
   bool ended_ = false;
   std::string ended_reason_;
   bool detached_ = false;
+  bool discard_ = false;
+  size_t discarded_ = 0;
   grpc::Status status_;
   std::thread reader_;
 };

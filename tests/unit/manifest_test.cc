@@ -1149,6 +1149,14 @@ TEST(ProdManifests, UseAnExternalDatabaseTwoReplicasAndNoDevelopmentSecret) {
   const Value* container = container_named(*identity, "identity");
   ASSERT_NE(container, nullptr);
   EXPECT_EQ(effective(prod, *container, "identity", "algorithms"), "RS256") << "prod verifies tokens with a public key";
+  EXPECT_NE(effective(prod, *container, "identity", "issuer"), "") << "prod checks who issued a token";
+  EXPECT_NE(effective(prod, *container, "identity", "audience"), "") << "prod checks whom a token is for";
+  EXPECT_NE(effective(prod, *container, "identity", "dev_sign_in"), "true") << "no development sign-in in prod";
+  const Rendered& dev = rendered("dev");
+  const Object* dev_identity = dev.workload("identity");
+  ASSERT_NE(dev_identity, nullptr);
+  EXPECT_EQ(effective(dev, *container_named(*dev_identity, "identity"), "identity", "dev_sign_in"), "true")
+      << "dev turns the development sign-in on, explicitly";
 }
 
 TEST(Skaffold, BuildsTheImageTheManifestsUseAndForwardsTheGateway) {

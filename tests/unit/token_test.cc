@@ -101,6 +101,7 @@ class TokenTest : public ::testing::Test {
     TokenPolicy p;
     p.algorithms = std::move(algorithms);
     p.hs256_secret = kSecret;
+    p.dev_sign_in = true;
     p.rs256_public_pem = rsa_->public_pem;
     p.es256_public_pem = ec_->public_pem;
     return p;

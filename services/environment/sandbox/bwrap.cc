@@ -1,7 +1,10 @@
 #include "services/environment/sandbox/bwrap.h"
 
+#include <unistd.h>
+
 #include <filesystem>
-#include <fstream>
+
+#include "common/files.h"
 
 namespace examiso::sandbox {
 namespace {
@@ -15,6 +18,10 @@ constexpr const char* kHostEtc[] = {
     "skel",        "os-release",  "debian_version", "login.defs",  "nsswitch.conf",   "bash_completion.d",
     "python3",     "python3.11",  "perl",         "gitconfig",     "screenrc",        "magic",
 };
+
+// The device nodes bubblewrap's --dev provides, each bound again from the
+// sandbox's own view of /dev (a lock on the host's /dev/null is seen by all).
+constexpr const char* kDevices[] = {"null", "zero", "full", "random", "urandom", "tty"};
 
 }  // namespace
 
@@ -41,7 +48,7 @@ std::vector<std::string> sandbox_command(const SandboxLayout& l, const std::vect
                              "--hostname",
                              l.hostname,
                              "--ro-bind",
-                             "/usr",
+                             l.system_dir + "/usr",
                              "/usr",
                              "--symlink",
                              "usr/bin",
@@ -53,11 +60,23 @@ std::vector<std::string> sandbox_command(const SandboxLayout& l, const std::vect
                              "usr/lib",
                              "/lib"};
   if (info_fd) a.insert(a.end(), {"--info-fd", "3"});
+  a.insert(a.end(), {"--seccomp", std::to_string(kSeccompFd)});
   if (std::filesystem::exists("/usr/lib64")) a.insert(a.end(), {"--symlink", "usr/lib64", "/lib64"});
-  a.insert(a.end(), {"--proc", "/proc", "--dev", "/dev", "--dir", "/etc"});
+  a.insert(a.end(), {"--proc", "/proc", "--dev", "/dev"});
+  for (const char* device : kDevices)
+    a.insert(a.end(), {"--dev-bind", l.system_dir + "/dev/" + device, std::string("/dev/") + device});
+  // /dev itself read-only: only /dev/shm (size-capped) and the terminals are written.
+  a.insert(a.end(), {"--perms", "1777", "--size", std::to_string(l.shm_size_bytes), "--tmpfs", "/dev/shm",
+                     "--remount-ro", "/dev", "--dir", "/etc"});
   for (const char* entry : kHostEtc) {
     const std::string path = std::string("/etc/") + entry;
-    if (std::filesystem::exists(path)) a.insert(a.end(), {"--ro-bind", path, path});
+    std::error_code ec;
+    // A link stays a link, resolved inside (to the sandbox's /usr), not the host's file bound.
+    if (std::filesystem::is_symlink(path, ec)) {
+      a.insert(a.end(), {"--symlink", std::filesystem::read_symlink(path, ec).string(), path});
+    } else if (std::filesystem::exists(path, ec)) {
+      a.insert(a.end(), {"--ro-bind", l.system_dir + path, path});
+    }
   }
   for (const char* own : {"passwd", "group", "hosts", "hostname"})
     a.insert(a.end(), {"--ro-bind", l.etc_dir + "/" + own, std::string("/etc/") + own});
@@ -74,12 +93,13 @@ std::vector<std::string> sandbox_command(const SandboxLayout& l, const std::vect
 
 void write_etc(const std::string& etc_dir, const std::string& hostname) {
   std::filesystem::create_directories(etc_dir);
-  std::ofstream(etc_dir + "/passwd") << "root:x:0:0:root:/root:/usr/sbin/nologin\n"
-                                        "candidate:x:1000:1000:Exam candidate:/home/candidate:/bin/bash\n"
-                                        "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
-  std::ofstream(etc_dir + "/group") << "root:x:0:\ncandidate:x:1000:\nnogroup:x:65534:\n";
-  std::ofstream(etc_dir + "/hosts") << "127.0.0.1\tlocalhost " << hostname << "\n::1\tlocalhost\n";
-  std::ofstream(etc_dir + "/hostname") << hostname << "\n";
+  write_file(etc_dir + "/passwd",
+             "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+             "candidate:x:1000:1000:Exam candidate:/home/candidate:/bin/bash\n"
+             "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n");
+  write_file(etc_dir + "/group", "root:x:0:\ncandidate:x:1000:\nnogroup:x:65534:\n");
+  write_file(etc_dir + "/hosts", "127.0.0.1\tlocalhost " + hostname + "\n::1\tlocalhost\n");
+  write_file(etc_dir + "/hostname", hostname + "\n");
 }
 
 }  // namespace examiso::sandbox

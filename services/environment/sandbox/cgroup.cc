@@ -1,13 +1,17 @@
 #include "services/environment/sandbox/cgroup.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
 #include <set>
+#include <sstream>
 #include <stdexcept>
+#include <cstring>
 #include <thread>
+
+#include "common/files.h"
 
 namespace examiso::sandbox::cgroup {
 namespace {
@@ -17,10 +21,8 @@ const fs::path kRoot = "/sys/fs/cgroup";
 constexpr const char* kV1Controllers[] = {"memory", "pids", "cpu"};
 
 void put(const fs::path& file, const std::string& value) {
-  std::ofstream out(file);
-  out << value;
-  out.flush();
-  if (!out) throw std::runtime_error("cannot write " + value + " to " + file.string());
+  if (!write_file(file.string(), value))
+    throw std::runtime_error("cannot write " + value + " to " + file.string() + ": " + strerror(errno));
 }
 
 // The directories of one cgroup: one per controller (v1) or one (v2).
@@ -34,7 +36,7 @@ std::vector<fs::path> dirs(const std::string& parent, const std::string& name) {
 std::set<pid_t> members(const std::string& parent, const std::string& name) {
   std::set<pid_t> pids;
   for (const auto& d : dirs(parent, name)) {
-    std::ifstream in(d / "cgroup.procs");
+    std::istringstream in(read_file(d / "cgroup.procs").value_or(""));
     for (pid_t p; in >> p;) pids.insert(p);
   }
   return pids;
@@ -47,6 +49,20 @@ bool unified() {
   return v2;
 }
 
+void limit_all(const std::string& parent, const Limits& limits) {
+  if (unified()) {
+    const fs::path p = kRoot / parent;
+    fs::create_directories(p);
+    write_file(kRoot / "cgroup.subtree_control", "+memory +pids +cpu");
+    put(p / "memory.max", std::to_string(limits.memory_bytes));
+    put(p / "pids.max", std::to_string(limits.pids));
+    return;
+  }
+  for (const char* c : kV1Controllers) fs::create_directories(kRoot / c / parent);
+  put(kRoot / "memory" / parent / "memory.limit_in_bytes", std::to_string(limits.memory_bytes));
+  put(kRoot / "pids" / parent / "pids.max", std::to_string(limits.pids));
+}
+
 std::vector<std::string> create(const std::string& parent, const std::string& name, const Limits& limits) {
   std::vector<std::string> procs;
   if (unified()) {
@@ -54,7 +70,7 @@ std::vector<std::string> create(const std::string& parent, const std::string& na
     const fs::path p = kRoot / parent;
     fs::create_directories(p);
     for (const fs::path& level : {kRoot, p}) {
-      std::ofstream(level / "cgroup.subtree_control") << "+memory +pids +cpu";
+      write_file(level / "cgroup.subtree_control", "+memory +pids +cpu");
     }
     const fs::path d = p / name;
     fs::create_directories(d);
@@ -80,7 +96,7 @@ std::vector<std::string> create(const std::string& parent, const std::string& na
 void kill_all(const std::string& parent, const std::string& name) {
   if (unified()) {
     const fs::path kill_file = kRoot / parent / name / "cgroup.kill";
-    if (fs::exists(kill_file)) std::ofstream(kill_file) << "1";
+    if (fs::exists(kill_file)) write_file(kill_file, "1");
   }
   for (int round = 0; round < 100; ++round) {
     const auto pids = members(parent, name);
@@ -122,10 +138,7 @@ std::vector<std::string> list(const std::string& parent) {
 int64_t memory_usage(const std::string& parent, const std::string& name) {
   const fs::path file = unified() ? kRoot / parent / name / "memory.current"
                                   : kRoot / "memory" / parent / name / "memory.usage_in_bytes";
-  std::ifstream in(file);
-  int64_t bytes = 0;
-  in >> bytes;
-  return bytes;
+  return read_number(file).value_or(0);
 }
 
 }  // namespace examiso::sandbox::cgroup

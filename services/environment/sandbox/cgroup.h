@@ -16,6 +16,10 @@ struct Limits {
 
 bool unified();  // cgroup v2 only
 
+// Caps <parent> itself (memory and processes; cpu_millis is not used): what
+// all sandboxes together may take, whatever each one's own limits.
+void limit_all(const std::string& parent, const Limits& limits);
+
 // Creates <parent>/<name> with `limits`; returns the cgroup.procs files a
 // process writes "0" into to join it. Throws std::runtime_error.
 std::vector<std::string> create(const std::string& parent, const std::string& name, const Limits& limits);

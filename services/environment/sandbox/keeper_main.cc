@@ -5,7 +5,7 @@
 //
 //   examiso-sandbox --socket PATH --pid-file PATH [--replay-bytes N]
 //                   [--cgroup-procs FILE]... [--cols C --rows R] [--ready-timeout-ms N] [--idle]
-//                   [--home DIR --home-options TMPFS_OPTIONS]
+//                   [--home DIR --home-options TMPFS_OPTIONS] [--system-dir DIR] [--seccomp]
 //                   -- COMMAND... [--respawn RESPAWN_COMMAND...]
 //   examiso-sandbox --attach PATH
 //
@@ -19,6 +19,18 @@
 // with the keeper). The host's mount table then does not grow with each
 // sandbox, which every new sandbox's namespace would copy: with 550 homes
 // mounted on the host, starting bubblewrap took 12.5 ms instead of 4.
+//
+// --system-dir: the sandbox's own views of the host's system trees
+// (kSystemTrees in bwrap.h): each a read-only overlay of the host's tree,
+// mounted at DIR/<tree> in the keeper's mount namespace. The files are the
+// host's, but they are other inodes: a lock (flock, fcntl) taken on one in a
+// sandbox is not seen from any other, which it would be on the host's files.
+//
+// --seccomp: every command gets the sandbox's seccomp filter (seccomp.h) on
+// fd kSeccompFd, for bubblewrap's --seccomp.
+//
+// The keeper closes every descriptor it was started with but 0, 1 and 2, and
+// its shells start with only their terminal and the fds handed to them.
 //
 // --idle: the keeper and all it starts run on CPU time nobody else wants
 // (SCHED_IDLE), for sandboxes made ahead of need; the environment service
@@ -43,6 +55,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -57,8 +70,10 @@
 #include <string>
 #include <vector>
 
+#include "services/environment/sandbox/bwrap.h"
 #include "services/environment/sandbox/frames.h"
 #include "services/environment/sandbox/pty.h"
+#include "services/environment/sandbox/seccomp.h"
 
 namespace {
 
@@ -73,6 +88,8 @@ struct Options {
   int ready_timeout_ms = 30000;
   bool idle = false;
   std::string home, home_options;    // the tmpfs to mount at `home`, if any
+  std::string system_dir;            // where to mount the views of the system trees, if anywhere
+  bool seccomp = false;
   std::vector<std::string> command;  // the first shell
   std::vector<std::string> respawn;  // later shells; empty: `command` again
 };
@@ -98,7 +115,7 @@ class Keeper final {
 
   int run() {
     std::string why;
-    if (!mount_home(why) || !start_shell(why) || !listen_socket(why)) {
+    if (!mount_private(why) || !build_filter(why) || !start_shell(why) || !listen_socket(why)) {
       std::printf("failed: %s\n", why.c_str());
       std::fflush(stdout);
       return 1;
@@ -118,15 +135,61 @@ class Keeper final {
   }
 
  private:
-  bool mount_home(std::string& why) {
-    if (o_.home.empty()) return true;
-    // Private first: on a shared root, the mount would reach the host too.
-    if (unshare(CLONE_NEWNS) != 0 || mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+  // The home and the system trees' views, in a mount namespace of the keeper's own.
+  bool mount_private(std::string& why) {
+    if (o_.home.empty() && o_.system_dir.empty()) return true;
+    // Private first: on a shared root, the mounts would reach the host too.
+    if (unshare(CLONE_NEWNS) != 0 || mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+      why = std::string("cannot make a mount namespace: ") + std::strerror(errno);
+      return false;
+    }
+    if (!o_.home.empty() &&
         mount("examiso-home", o_.home.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, o_.home_options.c_str()) != 0) {
       why = std::string("cannot mount the home directory: ") + std::strerror(errno);
       return false;
     }
+    if (o_.system_dir.empty()) return true;
+    // An overlay without an upper layer is read-only, and needs two lower
+    // ones: the tree and an empty directory.
+    const std::string empty = o_.system_dir + "/.empty";
+    mkdir(o_.system_dir.c_str(), 0711);
+    mkdir(empty.c_str(), 0700);
+    for (const char* tree : kSystemTrees) {
+      const std::string target = o_.system_dir + "/" + tree;
+      const std::string options = std::string("lowerdir=/") + tree + ":" + empty;
+      // Devices only in the view of /dev; nothing setuid in any.
+      const unsigned long flags = MS_RDONLY | MS_NOSUID | (std::strcmp(tree, "dev") == 0 ? MS_NOEXEC : MS_NODEV);
+      if ((mkdir(target.c_str(), 0755) != 0 && errno != EEXIST) ||
+          mount("examiso-system", target.c_str(), "overlay", flags, options.c_str()) != 0) {
+        why = "cannot mount the sandbox's view of /" + std::string(tree) + ": " + std::strerror(errno);
+        return false;
+      }
+    }
     return true;
+  }
+
+  bool build_filter(std::string& why) {
+    if (!o_.seccomp) return true;
+    try {
+      filter_ = seccomp_program();
+      return true;
+    } catch (const std::exception& e) {
+      why = e.what();
+      return false;
+    }
+  }
+
+  // The filter for one command, on a descriptor of its own (bubblewrap reads
+  // it to the end); -1 without --seccomp.
+  int filter_fd(std::string& why) {
+    if (!o_.seccomp) return -1;
+    const int fd = memfd_create("examiso-seccomp", MFD_CLOEXEC);
+    if (fd < 0 || !write_all(fd, filter_) || lseek(fd, 0, SEEK_SET) != 0) {
+      if (fd >= 0) close(fd);
+      why = std::string("cannot hand over the seccomp filter: ") + std::strerror(errno);
+      return -2;
+    }
+    return fd;
   }
 
   // Starts the command on a new PTY and waits for the sandbox to report itself
@@ -140,15 +203,24 @@ class Keeper final {
       why = "pipe failed";
       return false;
     }
-    try {
-      shell_ = spawn_on_pty(command, {"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}, o_.cols, o_.rows, {info[1], setup[1]},
-                            o_.cgroup_procs);
-    } catch (const std::exception& e) {
+    const int filter = filter_fd(why);
+    if (filter == -2) {
       for (int fd : {info[0], info[1], setup[0], setup[1]})
+        if (fd >= 0) close(fd);
+      return false;
+    }
+    // fds 3, 4 and kSeccompFd of the command.
+    static_assert(kSeccompFd == 5);
+    try {
+      shell_ = spawn_on_pty(command, {"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}, o_.cols, o_.rows,
+                            {info[1], setup[1], filter}, o_.cgroup_procs);
+    } catch (const std::exception& e) {
+      for (int fd : {info[0], info[1], setup[0], setup[1], filter})
         if (fd >= 0) close(fd);
       why = e.what();
       return false;
     }
+    if (filter >= 0) close(filter);
     close(info[1]);
     if (setup[1] >= 0) close(setup[1]);
     started_ = std::chrono::steady_clock::now();
@@ -494,6 +566,7 @@ class Keeper final {
   bool wrapped_ = false;
   std::string pending_input_;
   std::string to_client_;
+  std::string filter_;  // the compiled seccomp filter, with --seccomp
   static constexpr size_t kClientBacklog = 256 << 10;
 };
 
@@ -526,6 +599,10 @@ bool parse(int argc, char** argv, Options& o) {
       o.home = argv[++i];
     } else if (a == "--home-options" && has) {
       o.home_options = argv[++i];
+    } else if (a == "--system-dir" && has) {
+      o.system_dir = argv[++i];
+    } else if (a == "--seccomp") {
+      o.seccomp = true;
     } else if (a == "--idle") {
       o.idle = true;
     } else if (a == "--rows" && has) {
@@ -576,6 +653,8 @@ int attach(const char* path) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Nothing of whoever started the keeper reaches it, or through it a sandbox.
+  close_range(3, ~0U, 0);
   if (argc == 3 && std::string(argv[1]) == "--attach") return attach(argv[2]);
   Options options;
   try {
@@ -595,7 +674,24 @@ int main(int argc, char** argv) {
   if (child < 0) return 1;
   if (child > 0) return 0;
   setsid();
-  if (FILE* f = std::fopen(options.pid_file.c_str(), "w")) {
+  // The keeper joins its sandbox's cgroups: the work of carrying a flood of
+  // output is then charged to the candidate who makes it (their CPU share),
+  // not to everyone's. Never the one the OOM killer picks there.
+  for (const auto& procs : options.cgroup_procs) {
+    const int fd = open(procs.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, "0", 1) != 1) {
+      std::printf("failed: cannot join the sandbox's cgroup %s: %s\n", procs.c_str(), std::strerror(errno));
+      return 1;
+    }
+    close(fd);
+  }
+  if (!options.cgroup_procs.empty()) {
+    if (const int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC); fd >= 0) {
+      if (write(fd, "-1000", 5) != 5) std::fprintf(stderr, "examiso-sandbox: cannot set oom_score_adj\n");
+      close(fd);
+    }
+  }
+  if (FILE* f = std::fopen(options.pid_file.c_str(), "we")) {
     std::fprintf(f, "%d\n", static_cast<int>(getpid()));
     std::fclose(f);
   }

@@ -1,6 +1,7 @@
 #include "services/environment/sandbox/pty.h"
 
 #include <fcntl.h>
+#include <linux/keyctl.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
@@ -58,11 +59,15 @@ PtyProcess spawn_on_pty(const std::vector<std::string>& argv, const std::vector<
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
     for (const auto& procs : cgroup_procs) {
-      const int fd = open(procs.c_str(), O_WRONLY);
+      const int fd = open(procs.c_str(), O_WRONLY | O_CLOEXEC);
       if (fd < 0 || write(fd, "0", 1) != 1) _exit(126);
       close(fd);
     }
     setsid();
+    // A session keyring of its own, empty: the keyrings are not namespaced,
+    // and the one this service runs under (systemd gives every service one)
+    // would otherwise be every sandbox's, a channel between them.
+    syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, nullptr);
     const int slave = open(slave_name, O_RDWR);
     if (slave < 0 || ioctl(slave, TIOCSCTTY, 0) != 0) _exit(126);
     // Park the extra fds high first, so that placing them on 3, 4, ... cannot
@@ -76,6 +81,11 @@ PtyProcess spawn_on_pty(const std::vector<std::string>& argv, const std::vector<
     if (slave > 2) close(slave);
     for (size_t i = 0; i < extras; ++i)
       if (parked[i] >= 0) dup2(parked[i], static_cast<int>(3 + i));
+    // Then nothing else: the command gets the terminal and the fds handed
+    // over, whatever its starter had open without close-on-exec.
+    for (size_t i = 0; i < extras; ++i)
+      if (parked[i] < 0) close(static_cast<int>(3 + i));
+    close_range(static_cast<unsigned>(3 + extras), ~0U, 0);
     execve(c_argv[0], c_argv.data(), c_env.data());
     _exit(127);
   }

@@ -16,8 +16,9 @@ struct PtyProcess {
 };
 
 // Starts argv with exactly `env`; extra_fds[i] (when >= 0) becomes the
-// child's fd 3 + i. Throws std::runtime_error when the PTY or the process
-// cannot be made.
+// child's fd 3 + i, and no other descriptor is open in it but the terminal's
+// 0, 1 and 2. It runs in a fresh session keyring. Throws std::runtime_error
+// when the PTY or the process cannot be made.
 PtyProcess spawn_on_pty(const std::vector<std::string>& argv, const std::vector<std::string>& env, uint16_t cols,
                         uint16_t rows, const std::vector<int>& extra_fds, const std::vector<std::string>& cgroup_procs);
 
