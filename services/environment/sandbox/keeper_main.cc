@@ -213,7 +213,7 @@ class Keeper final {
     static_assert(kSeccompFd == 5);
     try {
       shell_ = spawn_on_pty(command, {"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}, o_.cols, o_.rows,
-                            {info[1], setup[1], filter}, o_.cgroup_procs);
+                            {info[1], setup[1], filter});  // in the keeper's cgroups
     } catch (const std::exception& e) {
       for (int fd : {info[0], info[1], setup[0], setup[1], filter})
         if (fd >= 0) close(fd);

@@ -22,8 +22,7 @@ void resize_pty(int master, uint16_t cols, uint16_t rows) {
 }
 
 PtyProcess spawn_on_pty(const std::vector<std::string>& argv, const std::vector<std::string>& env, uint16_t cols,
-                        uint16_t rows, const std::vector<int>& extra_fds,
-                        const std::vector<std::string>& cgroup_procs) {
+                        uint16_t rows, const std::vector<int>& extra_fds) {
   const int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (master < 0 || grantpt(master) != 0 || unlockpt(master) != 0) throw std::runtime_error("cannot open a PTY");
   char slave_name[128];
@@ -58,11 +57,6 @@ PtyProcess spawn_on_pty(const std::vector<std::string>& argv, const std::vector<
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
-    for (const auto& procs : cgroup_procs) {
-      const int fd = open(procs.c_str(), O_WRONLY | O_CLOEXEC);
-      if (fd < 0 || write(fd, "0", 1) != 1) _exit(126);
-      close(fd);
-    }
     setsid();
     // A session keyring of its own, empty: the keyrings are not namespaced,
     // and the one this service runs under (systemd gives every service one)

@@ -1,7 +1,7 @@
 #pragma once
 // A process on its own pseudo-terminal: session leader, the PTY as its
-// controlling terminal (so job control works inside), optionally moved into
-// cgroups before it runs anything.
+// controlling terminal (so job control works inside), in its starter's
+// cgroups (the keeper joins its sandbox's before it starts any).
 #include <sys/types.h>
 
 #include <cstdint>
@@ -20,7 +20,7 @@ struct PtyProcess {
 // 0, 1 and 2. It runs in a fresh session keyring. Throws std::runtime_error
 // when the PTY or the process cannot be made.
 PtyProcess spawn_on_pty(const std::vector<std::string>& argv, const std::vector<std::string>& env, uint16_t cols,
-                        uint16_t rows, const std::vector<int>& extra_fds, const std::vector<std::string>& cgroup_procs);
+                        uint16_t rows, const std::vector<int>& extra_fds);
 
 void resize_pty(int master, uint16_t cols, uint16_t rows);
 
