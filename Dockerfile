@@ -27,11 +27,11 @@ COPY bench bench
 RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
  && cmake --build build --target \
       examiso-identity examiso-lifecycle examiso-environment examiso-access examiso-cleanup examiso-gateway \
-      examiso-sandbox \
+      examiso-sandbox examiso-health \
       session-identity session-lifecycle execution-environment environment-access session-status cleanup-ttl \
  && mkdir /out \
  && for b in examiso-identity examiso-lifecycle examiso-environment examiso-access examiso-cleanup \
-             examiso-gateway examiso-sandbox session-identity session-lifecycle execution-environment \
+             examiso-gateway examiso-sandbox examiso-health session-identity session-lifecycle execution-environment \
              environment-access session-status cleanup-ttl; do \
       strip --strip-debug -o "/out/$b" "build/bin/$b"; \
     done

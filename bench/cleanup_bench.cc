@@ -15,6 +15,7 @@
 #include "examiso/v1/lifecycle.grpc.pb.h"
 #include "tests/support/platform.h"
 #include "tests/support/postgres.h"
+#include "common/grpc_server.h"
 
 namespace {
 
@@ -41,9 +42,9 @@ World& world() {
 void BM_Authorize(benchmark::State& state) {
   World& w = world();
   auto lifecycle = v1::LifecycleService::NewStub(
-      grpc::CreateChannel(w.platform.address("lifecycle"), grpc::InsecureChannelCredentials()));
+      make_channel(w.platform.address("lifecycle"), "lifecycle"));
   auto access = v1::AccessService::NewStub(
-      grpc::CreateChannel(w.platform.address("access"), grpc::InsecureChannelCredentials()));
+      make_channel(w.platform.address("access"), "access"));
   const std::string user = new_uuid();
   v1::CreateSessionRequest create;
   create.set_user_id(user);
@@ -73,9 +74,9 @@ BENCHMARK(BM_Authorize)->Iterations(10000)->UseRealTime()->Unit(benchmark::kMicr
 void BM_DenialTiming(benchmark::State& state) {
   World& w = world();
   auto lifecycle = v1::LifecycleService::NewStub(
-      grpc::CreateChannel(w.platform.address("lifecycle"), grpc::InsecureChannelCredentials()));
+      make_channel(w.platform.address("lifecycle"), "lifecycle"));
   auto access = v1::AccessService::NewStub(
-      grpc::CreateChannel(w.platform.address("access"), grpc::InsecureChannelCredentials()));
+      make_channel(w.platform.address("access"), "access"));
   v1::CreateSessionRequest create;
   create.set_user_id(new_uuid());
   v1::Session session;
@@ -129,7 +130,7 @@ void BM_SweepOver100kSessionsWith1000Due(benchmark::State& state) {
       conn.exec("ANALYZE sessions");
     }
     auto cleanup = v1::CleanupService::NewStub(
-        grpc::CreateChannel(w.platform.address("cleanup"), grpc::InsecureChannelCredentials()));
+        make_channel(w.platform.address("cleanup"), "cleanup"));
     state.ResumeTiming();
     v1::SweepRequest r;
     v1::SweepResponse out;

@@ -23,6 +23,7 @@
 #include "tests/support/platform.h"
 #include "tests/support/postgres.h"
 #include "tests/support/terminal.h"
+#include "common/grpc_server.h"
 
 namespace {
 
@@ -37,9 +38,9 @@ struct World {
   std::string lifecycle = platform.start("lifecycle");
   std::string environment = platform.start("environment");
   std::unique_ptr<v1::LifecycleService::Stub> sessions =
-      v1::LifecycleService::NewStub(grpc::CreateChannel(lifecycle, grpc::InsecureChannelCredentials()));
+      v1::LifecycleService::NewStub(make_channel(lifecycle, "lifecycle"));
   std::unique_ptr<v1::EnvironmentService::Stub> environments =
-      v1::EnvironmentService::NewStub(grpc::CreateChannel(environment, grpc::InsecureChannelCredentials()));
+      v1::EnvironmentService::NewStub(make_channel(environment, "environment"));
 
   std::string new_session() {
     v1::CreateSessionRequest r;

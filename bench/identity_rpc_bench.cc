@@ -7,6 +7,7 @@
 #include "examiso/v1/identity.grpc.pb.h"
 #include "tests/support/postgres.h"
 #include "tests/support/process.h"
+#include "common/grpc_server.h"
 
 namespace {
 
@@ -19,11 +20,11 @@ void BM_ValidateIdentityRpc(benchmark::State& state) {
                                                 {"EXAMISO_IDENTITY_DEV_SIGN_IN", "true"},
                                                 {"EXAMISO_LOG_LEVEL", "warn"},
                                                 {"DATABASE_URL", testing::shared_postgres().create_database()}});
-  if (!testing::wait_serving(address)) {
+  if (!testing::wait_serving(address, "identity")) {
     state.SkipWithError("identity service did not start");
     return;
   }
-  auto stub = v1::IdentityService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  auto stub = v1::IdentityService::NewStub(make_channel(address, "identity"));
   v1::ValidateIdentityRequest request;
   request.set_user_id("550e8400-e29b-41d4-a716-446655440000");
   request.set_exam_session_id("6ba7b810-9dad-11d1-80b4-00c04fd430c8");

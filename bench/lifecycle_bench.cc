@@ -14,6 +14,7 @@
 #include "bench/latency.h"
 #include "bench/targets.h"
 #include "common/db.h"
+#include "common/internal_tls.h"
 #include "common/uuid.h"
 #include "examiso/v1/lifecycle.grpc.pb.h"
 #include "tests/support/platform.h"
@@ -39,8 +40,9 @@ World& world() {
 std::unique_ptr<v1::LifecycleService::Stub> stub(const std::string& address) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection per client thread
+  if (internal_tls::enabled()) args.SetSslTargetNameOverride("lifecycle");
   return v1::LifecycleService::NewStub(
-      grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
+      grpc::CreateCustomChannel(address, internal_tls::channel_credentials(), args));
 }
 
 bool transition(v1::LifecycleService::Stub& s, const std::string& id, v1::SessionState to) {

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "common/grpc_server.h"
+#include "common/internal_tls.h"
 #include "common/json.h"
 
 namespace examiso::cli {
@@ -28,7 +29,7 @@ CLI::App* Command::subcommand(const std::string& name, const std::string& descri
 }
 
 std::shared_ptr<grpc::Channel> Command::channel() {
-  if (!channel_) channel_ = make_channel(address_);
+  if (!channel_) channel_ = make_channel(address_, service_);
   return channel_;
 }
 
@@ -50,6 +51,7 @@ int Command::run(int argc, char** argv) {
   try {
     const Config config = Config::load(config_path_);
     if (address_.empty()) address_ = config.str(service_ + ".address");
+    internal_tls::configure(config, "operator");
     timeout_ = std::chrono::milliseconds(config.integer("grpc.call_timeout_ms"));
     for (auto& [sub, action] : actions_) {
       if (sub->parsed()) {

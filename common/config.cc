@@ -20,6 +20,9 @@ constexpr std::array kKeys{
     ConfigKey{"database.connect_timeout_seconds", "2", "give up connecting after this long"},
     ConfigKey{"database.statement_timeout_ms", "5000", "abort any statement running longer"},
     ConfigKey{"grpc.call_timeout_ms", "5000", "deadline of internal RPCs and CLI calls"},
+    ConfigKey{"grpc.tls_dir", "",
+              "mutual TLS: <dir>/<role>/{ca.crt,tls.crt,tls.key} per role (a service's name, operator for CLIs); "
+              "empty: plaintext"},
     ConfigKey{"identity.listen", "127.0.0.1:50051", "where the identity service listens"},
     ConfigKey{"identity.address", "127.0.0.1:50051", "where clients reach the identity service"},
     ConfigKey{"identity.algorithms", "HS256", "accepted token algorithms, from HS256, RS256, ES256"},

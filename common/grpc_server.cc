@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "common/errors.h"
+#include "common/internal_tls.h"
 #include "common/log.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 
@@ -55,7 +56,7 @@ void GrpcServer::start() {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(listen_, grpc::InsecureServerCredentials(), &port_);
+  builder.AddListeningPort(listen_, internal_tls::server_credentials(), &port_);
   builder.SetMaxReceiveMessageSize(4 << 20);
   // gRPC shares a port between processes by default (SO_REUSEPORT): a second
   // daemon on a taken port would get some of the first one's calls. Refuse it.
@@ -162,6 +163,7 @@ int daemon_main(int argc, char** argv, std::string_view service, const std::func
   try {
     const Config config = Config::load(config_path);
     log::set_level(log::parse_level(config.str("log.level")));
+    internal_tls::configure(config, std::string(service));
     body(config);
     return 0;
   } catch (const Error& e) {
@@ -172,8 +174,11 @@ int daemon_main(int argc, char** argv, std::string_view service, const std::func
   return 1;
 }
 
-std::shared_ptr<grpc::Channel> make_channel(const std::string& address) {
+std::shared_ptr<grpc::Channel> make_channel(const std::string& address, const std::string& service,
+                                           const std::string& as) {
   grpc::ChannelArguments args;
+  // Only `service`'s certificate will do, whatever the address.
+  if (internal_tls::enabled()) args.SetSslTargetNameOverride(service);
   // Reconnect quickly once a restarted service is back. (Not the minimum
   // connect timeout, GRPC_ARG_MIN_RECONNECT_BACKOFF_MS: at 100 ms, a service
   // busy for longer than a second, 30 sandboxes being made at once on two
@@ -182,7 +187,7 @@ std::shared_ptr<grpc::Channel> make_channel(const std::string& address) {
   // connection at once anyway.)
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(address, internal_tls::channel_credentials(as), args);
 }
 
 }  // namespace examiso

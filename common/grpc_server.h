@@ -81,7 +81,9 @@ class GrpcServer final {
 // for `service`, runs `body`, and turns any Error into a logged exit 1.
 int daemon_main(int argc, char** argv, std::string_view service, const std::function<void(const Config&)>& body);
 
-// A channel to another service at `address` (host:port).
-std::shared_ptr<grpc::Channel> make_channel(const std::string& address);
+// A channel to `service` (its role: identity, lifecycle, ...) at `address`
+// (host:port), as this process's role or as `as` (see internal_tls.h).
+std::shared_ptr<grpc::Channel> make_channel(const std::string& address, const std::string& service,
+                                           const std::string& as = "");
 
 }  // namespace examiso

@@ -10,7 +10,7 @@ namespace examiso::gateway {
 Backends::Backends(const Config& config) : timeout_(config.integer("grpc.call_timeout_ms")) {
   for (const char* name : {"identity", "lifecycle", "environment", "access"}) {
     const std::string address = config.str(std::string(name) + ".address");
-    backends_.push_back({name, address, make_channel(address)});
+    backends_.push_back({name, address, make_channel(address, name)});
   }
   identity_ = v1::IdentityService::NewStub(backends_[0].channel);
   lifecycle_ = v1::LifecycleService::NewStub(backends_[1].channel);

@@ -9,7 +9,7 @@
 namespace examiso::access {
 
 GrpcSessionLookup::GrpcSessionLookup(std::string address, std::chrono::milliseconds timeout)
-    : address_(std::move(address)), timeout_(timeout), stub_(v1::LifecycleService::NewStub(make_channel(address_))) {}
+    : address_(std::move(address)), timeout_(timeout), stub_(v1::LifecycleService::NewStub(make_channel(address_, "lifecycle"))) {}
 
 std::optional<SessionFacts> GrpcSessionLookup::find(const std::string& session_id, const std::string& user_id) {
   v1::GetStatusRequest request;

@@ -31,8 +31,8 @@ GrpcPlatform::GrpcPlatform(std::string lifecycle_address, std::string environmen
     : lifecycle_address_(std::move(lifecycle_address)),
       environment_address_(std::move(environment_address)),
       timeout_(timeout),
-      lifecycle_(v1::LifecycleService::NewStub(make_channel(lifecycle_address_))),
-      environment_(v1::EnvironmentService::NewStub(make_channel(environment_address_))) {}
+      lifecycle_(v1::LifecycleService::NewStub(make_channel(lifecycle_address_, "lifecycle"))),
+      environment_(v1::EnvironmentService::NewStub(make_channel(environment_address_, "environment"))) {}
 
 void GrpcPlatform::deadline(grpc::ClientContext& c, std::chrono::milliseconds extra) const {
   c.set_deadline(std::chrono::system_clock::now() + timeout_ + extra);

@@ -27,7 +27,7 @@ EnvironmentSpec spec_of(const v1::Exam& exam) {
 }  // namespace
 
 GrpcSessions::GrpcSessions(std::string address, std::chrono::milliseconds timeout)
-    : address_(std::move(address)), timeout_(timeout), stub_(v1::LifecycleService::NewStub(make_channel(address_))) {}
+    : address_(std::move(address)), timeout_(timeout), stub_(v1::LifecycleService::NewStub(make_channel(address_, "lifecycle"))) {}
 
 Sessions::Info GrpcSessions::get(const std::string& session_id) {
   v1::GetSessionRequest request;

@@ -6,7 +6,7 @@
 namespace examiso::lifecycle {
 
 GrpcEnvironmentCreator::GrpcEnvironmentCreator(std::string address)
-    : address_(std::move(address)), stub_(v1::EnvironmentService::NewStub(make_channel(address_))) {}
+    : address_(std::move(address)), stub_(v1::EnvironmentService::NewStub(make_channel(address_, "environment"))) {}
 
 void GrpcEnvironmentCreator::create(const std::string& session_id, std::chrono::seconds timeout) {
   v1::CreateEnvironmentRequest request;

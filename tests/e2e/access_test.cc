@@ -12,6 +12,7 @@
 #include "examiso/v1/lifecycle.grpc.pb.h"
 #include "tests/support/platform.h"
 #include "tests/support/postgres.h"
+#include "common/grpc_server.h"
 
 namespace examiso {
 namespace {
@@ -23,9 +24,9 @@ class AccessE2E : public ::testing::Test {
                                       {{"EXAMISO_LIFECYCLE_PROVISIONER_WORKERS", "0"}});
     for (const char* s : {"lifecycle", "access"}) platform_->start(s);
     lifecycle_ = v1::LifecycleService::NewStub(
-        grpc::CreateChannel(platform_->address("lifecycle"), grpc::InsecureChannelCredentials()));
+        make_channel(platform_->address("lifecycle"), "lifecycle"));
     access_ = v1::AccessService::NewStub(
-        grpc::CreateChannel(platform_->address("access"), grpc::InsecureChannelCredentials()));
+        make_channel(platform_->address("access"), "access"));
   }
   static void TearDownTestSuite() {
     lifecycle_.reset();

@@ -15,6 +15,7 @@
 #include "tests/support/eventually.h"
 #include "tests/support/platform.h"
 #include "tests/support/postgres.h"
+#include "common/grpc_server.h"
 
 namespace examiso {
 namespace {
@@ -34,7 +35,7 @@ struct Harness {
       : platform(testing::shared_postgres().create_database(), std::move(env)) {
     for (const auto& s : services) platform.start(s);
     lifecycle = v1::LifecycleService::NewStub(
-        grpc::CreateChannel(platform.address("lifecycle"), grpc::InsecureChannelCredentials()));
+        make_channel(platform.address("lifecycle"), "lifecycle"));
   }
 
   std::string start_session(const std::string& exam, bool auto_provision = true) {

@@ -42,7 +42,7 @@ TEST(DevUp, CtrlCStopsEveryServiceAndEverySandbox) {
   const std::string gw = platform.address("gateway");
   ASSERT_TRUE(testing::wait_http(gw, 60s)) << up.log();
   for (const char* s : {"identity", "lifecycle", "environment", "access", "cleanup"})
-    ASSERT_TRUE(testing::wait_serving(platform.address(s), 10s)) << s << "\n" << up.log();
+    ASSERT_TRUE(testing::wait_serving(platform.address(s), s, 10s)) << s << "\n" << up.log();
 
   // https on the same port, with the certificate `up` made.
   const auto tls = testing::run({"curl", "-sS", "--cacert", var.path() + "/tls/cert.pem",
@@ -62,7 +62,7 @@ TEST(DevUp, CtrlCStopsEveryServiceAndEverySandbox) {
   EXPECT_TRUE(testing::eventually([&] { return processes_naming(platform.sandbox_dir()) == 0; }, 5s))
       << "keepers or shells left running";
   for (const char* s : {"identity", "lifecycle", "environment", "access", "cleanup"})
-    EXPECT_FALSE(testing::wait_serving(platform.address(s), 200ms)) << s << " still serves";
+    EXPECT_FALSE(testing::wait_serving(platform.address(s), s, 200ms)) << s << " still serves";
 }
 
 }  // namespace

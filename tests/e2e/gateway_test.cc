@@ -20,6 +20,7 @@
 #include "tests/support/http_client.h"
 #include "tests/support/platform.h"
 #include "tests/support/postgres.h"
+#include "common/grpc_server.h"
 
 namespace examiso {
 namespace {
@@ -353,7 +354,7 @@ TEST_F(GatewayTest, ATerminalBeforeTheSessionIsReadyClosesWith4005) {
   Candidate c;
   // A session that is not provisioned (an operator's, through gRPC).
   auto lifecycle = v1::LifecycleService::NewStub(
-      grpc::CreateChannel(platform->address("lifecycle"), grpc::InsecureChannelCredentials()));
+      make_channel(platform->address("lifecycle"), "lifecycle"));
   v1::CreateSessionRequest create;
   create.set_user_id(c.user);
   create.set_exam_id(kExam);

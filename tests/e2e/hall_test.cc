@@ -22,7 +22,11 @@ namespace {
 using namespace std::chrono_literals;
 using testing::HttpResult;
 
-const std::string kExam = "a1b2c3d4-e5f6-7890-abcd-ef1234567890";
+// The default exam's environment, with a provisioning timeout of 10 minutes:
+// this test is about everyone getting in, not how fast. (A 2-core machine
+// with both cores busy makes about 2.5 sandboxes a second: 300 take two
+// minutes, past the default exam's 60 s. Speed: bench/.)
+const std::string kExam = "00000000-0000-4000-8000-000000000012";
 const std::string kOrigin = "http://hall.example";
 constexpr int kCandidates = 300;
 constexpr int kThreads = 16;
@@ -89,7 +93,7 @@ TEST(Hall, ThreeHundredCandidatesBehindOneAddressStartAtOnce) {
           state = r.status == 200 ? Json::parse(r.body)["data"].value("lifecycle_state", "") : "";
           return state == "ready" || state == "failed";
         },
-        180s, 500ms);
+        540s, 500ms);
     if (state != "ready") return;
     ++ready;
     const HttpResult ticket = testing::http_as(c.token, gw, "POST", "/v1/sessions/" + c.session + "/terminal-ticket");

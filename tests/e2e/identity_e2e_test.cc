@@ -14,6 +14,7 @@
 #include "tests/support/postgres.h"
 #include "tests/support/process.h"
 #include "tests/support/reflection.h"
+#include "common/grpc_server.h"
 
 namespace examiso {
 namespace {
@@ -29,7 +30,7 @@ class IdentityE2E : public ::testing::Test {
     daemon_ = new testing::Daemon({"examiso-identity"}, {{"EXAMISO_IDENTITY_LISTEN", address_},
                                                          {"EXAMISO_IDENTITY_HS256_SECRET", kSecret}, {"EXAMISO_IDENTITY_DEV_SIGN_IN", "true"},
                                                          {"DATABASE_URL", testing::shared_postgres().create_database()}});
-    ASSERT_TRUE(testing::wait_serving(address_)) << daemon_->log();
+    ASSERT_TRUE(testing::wait_serving(address_, "identity")) << daemon_->log();
   }
   static void TearDownTestSuite() {
     delete daemon_;
@@ -185,11 +186,11 @@ TEST_F(IdentityE2E, AnUnreachableServiceIsBackendUnavailableNamingTheAddress) {
 }
 
 TEST_F(IdentityE2E, GrpcurlCanListAndDescribeEveryService) {
-  const auto services = testing::reflection_list(address_);
+  const auto services = testing::reflection_list(address_, "identity");
   for (const char* expected :
        {"examiso.v1.IdentityService", "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"})
     EXPECT_NE(std::find(services.begin(), services.end(), expected), services.end()) << expected;
-  const std::string described = testing::reflection_describe(address_, "examiso.v1.IdentityService");
+  const std::string described = testing::reflection_describe(address_, "identity", "examiso.v1.IdentityService");
   EXPECT_NE(described.find("rpc ValidateIdentity(.examiso.v1.ValidateIdentityRequest) returns "
                            "(.examiso.v1.ValidateIdentityResponse)"),
             std::string::npos)
@@ -199,7 +200,7 @@ TEST_F(IdentityE2E, GrpcurlCanListAndDescribeEveryService) {
 
 // Whatever arrives on the wire, the service answers and stays up.
 TEST_F(IdentityE2E, SurvivesArbitraryRequests) {
-  auto channel = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
+  auto channel = make_channel(address_, "identity", "gateway");
   grpc::GenericStub generic(channel);
   std::mt19937 rng(42);
   for (const char* method : {"/examiso.v1.IdentityService/ValidateIdentity", "/examiso.v1.IdentityService/VerifyToken",
@@ -246,7 +247,7 @@ TEST(IdentityService, RefusesToIssueTokensWithoutASigningSecret) {
                                                 {"EXAMISO_IDENTITY_ALGORITHMS", "RS256"},
                                                 {"EXAMISO_IDENTITY_RS256_PUBLIC_KEY_FILE", key},
                                                 {"DATABASE_URL", testing::shared_postgres().create_database()}});
-  ASSERT_TRUE(testing::wait_serving(address)) << daemon.log();
+  ASSERT_TRUE(testing::wait_serving(address, "identity")) << daemon.log();
   const auto r = testing::run({"session-identity", "token", "--user-id", "550e8400-e29b-41d4-a716-446655440000"},
                               {{"EXAMISO_IDENTITY_ADDRESS", address}});
   EXPECT_EQ(r.exit_code, 1);
@@ -269,7 +270,7 @@ TEST(IdentityService, ASecretAloneIssuesNoTokens) {
   testing::Daemon daemon({"examiso-identity"}, {{"EXAMISO_IDENTITY_LISTEN", address},
                                                 {"EXAMISO_IDENTITY_HS256_SECRET", kSecret},
                                                 {"DATABASE_URL", testing::shared_postgres().create_database()}});
-  ASSERT_TRUE(testing::wait_serving(address)) << daemon.log();
+  ASSERT_TRUE(testing::wait_serving(address, "identity")) << daemon.log();
   const auto r = testing::run({"session-identity", "token", "--user-id", "550e8400-e29b-41d4-a716-446655440000"},
                               {{"EXAMISO_IDENTITY_ADDRESS", address}});
   EXPECT_EQ(r.exit_code, 1) << r.out;
@@ -291,7 +292,7 @@ TEST(IdentityService, ShutsDownGracefullyAndLogsOneJsonObjectPerLine) {
   testing::Daemon daemon({"examiso-identity"}, {{"EXAMISO_IDENTITY_LISTEN", address},
                                                 {"EXAMISO_IDENTITY_HS256_SECRET", kSecret}, {"EXAMISO_IDENTITY_DEV_SIGN_IN", "true"},
                                                 {"DATABASE_URL", testing::shared_postgres().create_database()}});
-  ASSERT_TRUE(testing::wait_serving(address)) << daemon.log();
+  ASSERT_TRUE(testing::wait_serving(address, "identity")) << daemon.log();
   testing::run({"session-identity", "token", "--user-id", "550e8400-e29b-41d4-a716-446655440000"},
                {{"EXAMISO_IDENTITY_ADDRESS", address}});
   daemon.signal(SIGTERM);

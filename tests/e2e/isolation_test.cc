@@ -153,7 +153,10 @@ TEST_F(Isolation, CannotReadOrWriteOtherFiles) {
   const std::string b_mounted = platform_->sandbox_dir() + "/" + b_->environment_id + "/home/secret";
   const std::string pg_version = testing::shared_postgres().data_dir() + "/PG_VERSION";
   const std::string repo_file = std::string(EXAMISO_SOURCE_DIR) + "/CMakeLists.txt";
-  for (const std::string& file : {b_secret, b_mounted, pg_version, repo_file, std::string("/root/.bashrc"),
+  // The platform's internal TLS keys: with the gateway's, a candidate could attach to any terminal.
+  const std::string gateway_key = testing::internal_tls_dir() + "/gateway/tls.key";
+  const std::string ca_key = testing::internal_tls_dir() + "/ca.key";
+  for (const std::string& file : {b_secret, b_mounted, pg_version, repo_file, gateway_key, ca_key, std::string("/root/.bashrc"),
                                   std::string("/etc/shadow"), std::string("/var/lib/postgresql")}) {
     if (file != "/var/lib/postgresql" && file != "/root/.bashrc" && file != b_mounted) {
       EXPECT_TRUE(std::ifstream(file).good()) << "control: the host can read " << file;

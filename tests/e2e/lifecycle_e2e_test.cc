@@ -15,6 +15,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "tests/support/platform.h"
 #include "tests/support/postgres.h"
+#include "common/grpc_server.h"
 
 namespace examiso {
 namespace {
@@ -65,8 +66,8 @@ class LifecycleE2E : public ::testing::Test {
   static Replicas two_replicas(const std::string& user_id) {
     const std::string replica = platform_->start_replica("lifecycle");
     Replicas r{v1::LifecycleService::NewStub(
-                   grpc::CreateChannel(platform_->address("lifecycle"), grpc::InsecureChannelCredentials())),
-               v1::LifecycleService::NewStub(grpc::CreateChannel(replica, grpc::InsecureChannelCredentials())),
+                   make_channel(platform_->address("lifecycle"), "lifecycle")),
+               v1::LifecycleService::NewStub(make_channel(replica, "lifecycle")),
                {}};
     v1::CreateSessionRequest create;
     create.set_user_id(user_id);
@@ -223,7 +224,7 @@ TEST_F(LifecycleE2E, BadInputGetsAClearErrorAndTheRightExitCode) {
 
 TEST_F(LifecycleE2E, AOneMegabyteReasonIsRefusedOverGrpc) {
   auto stub = v1::LifecycleService::NewStub(
-      grpc::CreateChannel(platform_->address("lifecycle"), grpc::InsecureChannelCredentials()));
+      make_channel(platform_->address("lifecycle"), "lifecycle"));
   v1::CreateSessionRequest create;
   create.set_user_id(new_uuid());
   v1::Session session;
@@ -277,7 +278,7 @@ TEST_F(LifecycleE2E, WatchersSeeChangesMadeOnAnotherReplica) {
 TEST_F(LifecycleE2E, OpenWatchesCostNoThreadEach) {
   const auto threads = [] { return testing::proc_status(platform_->daemon("lifecycle").pid(), "Threads"); };
   auto stub = v1::LifecycleService::NewStub(
-      grpc::CreateChannel(platform_->address("lifecycle"), grpc::InsecureChannelCredentials()));
+      make_channel(platform_->address("lifecycle"), "lifecycle"));
   struct Watcher {
     std::string session_id;
     grpc::ClientContext context;
@@ -375,7 +376,7 @@ TEST_F(LifecycleE2E, WatchRepeatsTheStatusWithFreshRemainingTime) {
 
 TEST_F(LifecycleE2E, GrpcurlCanListTheService) {
   auto stub = grpc::health::v1::Health::NewStub(
-      grpc::CreateChannel(platform_->address("lifecycle"), grpc::InsecureChannelCredentials()));
+      make_channel(platform_->address("lifecycle"), "lifecycle"));
   grpc::health::v1::HealthCheckRequest request;
   request.set_service("examiso.v1.LifecycleService");
   grpc::health::v1::HealthCheckResponse response;
@@ -385,7 +386,7 @@ TEST_F(LifecycleE2E, GrpcurlCanListTheService) {
 }
 
 grpc::health::v1::HealthCheckResponse::ServingStatus health(const std::string& address) {
-  auto stub = grpc::health::v1::Health::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  auto stub = grpc::health::v1::Health::NewStub(make_channel(address, "lifecycle"));
   grpc::health::v1::HealthCheckRequest request;
   grpc::health::v1::HealthCheckResponse response;
   grpc::ClientContext c;
@@ -416,7 +417,7 @@ TEST(LifecycleDatabase, FailsFastWhileTheDatabaseIsDownAndRecoversByItself) {
   // A watch open while the database is away: it goes on (a candidate's terminal
   // is not cut by a database blip) and sees the changes made once it is back.
   auto stub = v1::LifecycleService::NewStub(
-      grpc::CreateChannel(platform.address("lifecycle"), grpc::InsecureChannelCredentials()));
+      make_channel(platform.address("lifecycle"), "lifecycle"));
   grpc::ClientContext watch_context;
   watch_context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));  // fail, not hang
   v1::WatchSessionRequest watch;
@@ -477,7 +478,7 @@ TEST(LifecycleDatabase, StartsBeforeTheDatabaseAndServesOnceItIsUp) {
   EXPECT_TRUE(daemon.running()) << daemon.log();
   EXPECT_NE(daemon.log().find("waiting_for_database"), std::string::npos) << daemon.log();
   cluster.start();
-  EXPECT_TRUE(testing::wait_serving(platform.address("lifecycle"), std::chrono::seconds(10))) << daemon.log();
+  EXPECT_TRUE(testing::wait_serving(platform.address("lifecycle"), "lifecycle", std::chrono::seconds(10))) << daemon.log();
 }
 
 TEST(LifecycleCatalog, AnInvalidCatalogStopsStartUpNamingFileLineAndField) {

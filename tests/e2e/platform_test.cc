@@ -22,6 +22,7 @@
 #include "tests/support/platform.h"
 #include "tests/support/postgres.h"
 #include "tests/support/terminal.h"
+#include "common/grpc_server.h"
 
 namespace examiso {
 namespace {
@@ -36,7 +37,8 @@ const std::vector<std::string> kDaemons = {"identity", "lifecycle", "environment
 // ---------------------------------------------------------------- configuration
 
 // Every daemon refuses a configuration it cannot follow, at once, naming
-// what is wrong: a key the file misspells, a value of the wrong kind.
+// what is wrong: a key the file misspells, a value of the wrong kind, a
+// certificate it cannot read.
 TEST(Configuration, EveryDaemonRefusesABadConfigurationAndSaysWhy) {
   testing::TempDir dir;
   const std::string file = dir.path() + "/examiso.yaml";
@@ -49,6 +51,11 @@ TEST(Configuration, EveryDaemonRefusesABadConfigurationAndSaysWhy) {
     testing::Daemon wrong_kind({"examiso-" + service}, {{"EXAMISO_LOG_LEVEL", "loud"}});
     EXPECT_EQ(wrong_kind.wait(10s), 1) << service;
     EXPECT_NE(wrong_kind.log().find("log.level must be one of"), std::string::npos) << service << ": " << wrong_kind.log();
+    testing::Daemon no_certificate({"examiso-" + service}, {{"EXAMISO_GRPC_TLS_DIR", dir.path()}});
+    EXPECT_EQ(no_certificate.wait(10s), 1) << service;
+    EXPECT_NE(no_certificate.log().find("grpc.tls_dir: cannot read " + dir.path() + "/" + service + "/ca.crt"),
+              std::string::npos)
+        << service << ": " << no_certificate.log();
   }
 }
 
@@ -89,8 +96,8 @@ TEST(Configuration, TheClisTakeConfigFilesAndEnvironmentOverrides) {
 // itself once PostgreSQL is back.
 class DatabaseOutage : public ::testing::TestWithParam<std::string> {};
 
-grpc::StatusCode health(const std::string& address) {
-  auto stub = grpc::health::v1::Health::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+grpc::StatusCode health(const std::string& address, const std::string& service) {
+  auto stub = grpc::health::v1::Health::NewStub(make_channel(address, service));
   grpc::ClientContext c;
   c.set_deadline(std::chrono::system_clock::now() + 2s);
   grpc::health::v1::HealthCheckResponse r;
@@ -129,7 +136,7 @@ TEST_P(DatabaseOutage, IsSaidAtOnceAndOverByItself) {
   };
   // identity: its terminal tickets are in the database.
   const auto identity_ticket = [&]() -> std::string {
-    auto stub = v1::IdentityService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    auto stub = v1::IdentityService::NewStub(make_channel(address, "identity", "gateway"));
     grpc::ClientContext c;
     c.set_deadline(std::chrono::system_clock::now() + 10s);
     v1::IssueTerminalTicketRequest r;
@@ -156,14 +163,14 @@ TEST_P(DatabaseOutage, IsSaidAtOnceAndOverByItself) {
   if (service == "gateway") {
     EXPECT_TRUE(testing::eventually([&] { return testing::http(address, "GET", "/readyz").status == 503; }, 10s));
   } else {
-    EXPECT_TRUE(testing::eventually([&] { return health(address) != grpc::StatusCode::OK; }, 10s))
+    EXPECT_TRUE(testing::eventually([&] { return health(address, service) != grpc::StatusCode::OK; }, 10s))
         << service << " still says SERVING";
   }
 
   cluster.start();
   EXPECT_TRUE(testing::eventually(works, 30s, 200ms)) << service << " did not recover: " << call() << platform.logs();
   if (service != "gateway") {
-    EXPECT_TRUE(testing::eventually([&] { return health(address) == grpc::StatusCode::OK; }, 10s));
+    EXPECT_TRUE(testing::eventually([&] { return health(address, service) == grpc::StatusCode::OK; }, 10s));
   }
 }
 

@@ -14,10 +14,12 @@
 #include "examiso/v1/lifecycle.grpc.pb.h"
 #include "services/environment/local_driver.h"
 #include "tests/support/http_client.h"
+#include "common/grpc_server.h"
 
 namespace examiso::testing {
 
 Platform::Platform(std::string database_url, Env extra) : env_(std::move(extra)) {
+  internal_tls_dir();
   for (const char* service : {"identity", "lifecycle", "environment", "access", "cleanup"}) {
     const std::string address = "127.0.0.1:" + std::to_string(free_port());
     addresses_[service] = address;
@@ -60,7 +62,7 @@ const std::string& Platform::start(const std::string& service, const Env& extra)
   if (const auto old = daemons_.find(service); old != daemons_.end()) retire(*old->second);
   daemons_[service] = std::make_unique<Daemon>(std::vector<std::string>{"examiso-" + service}, env);
   const bool up = service == "gateway" ? wait_http(addresses_.at(service), std::chrono::seconds(20))
-                                       : wait_serving(addresses_.at(service), std::chrono::seconds(20));
+                                       : wait_serving(addresses_.at(service), service, std::chrono::seconds(20));
   if (!up)
     throw std::runtime_error(service + " did not start:\n" + daemons_[service]->log());
   return addresses_.at(service);
@@ -73,7 +75,7 @@ std::string Platform::start_replica(const std::string& service, const Env& extra
   env[Config::env_name(service + ".listen")] = address;
   replicas_.push_back(std::make_unique<Daemon>(std::vector<std::string>{"examiso-" + service}, env));
   const bool up = service == "gateway" ? wait_http(address, std::chrono::seconds(20))
-                                       : wait_serving(address, std::chrono::seconds(20));
+                                       : wait_serving(address, service, std::chrono::seconds(20));
   if (!up)
     throw std::runtime_error(service + " replica did not start:\n" + replicas_.back()->log());
   return address;
@@ -90,7 +92,7 @@ void Platform::retire(Daemon& d) {
 
 std::string Platform::create_session(const std::string& exam_id, bool auto_provision, std::string* user_id) const {
   auto stub = v1::LifecycleService::NewStub(
-      grpc::CreateChannel(address("lifecycle"), grpc::InsecureChannelCredentials()));
+      make_channel(address("lifecycle"), "lifecycle"));
   v1::CreateSessionRequest request;
   request.set_user_id(new_uuid());
   request.set_exam_id(exam_id);

@@ -18,6 +18,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "common/grpc_server.h"
+#include "common/internal_tls.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 
 extern char** environ;
@@ -104,6 +106,7 @@ std::vector<std::string> merged_env(const Env& extra) {
     const auto eq = kv.find('=');
     if (eq != std::string::npos) all[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
+  all["EXAMISO_GRPC_TLS_DIR"] = internal_tls_dir();
   for (const auto& [k, v] : extra) all[k] = v;
   all["EXAMISO_TEST_RUN"] = std::to_string(getpid());
   std::vector<std::string> out;
@@ -191,6 +194,20 @@ TempDir::TempDir() {
 TempDir::~TempDir() {
   std::error_code ignored;
   std::filesystem::remove_all(path_, ignored);
+}
+
+const std::string& internal_tls_dir() {
+  static TempDir dir;
+  static std::once_flag once;
+  static const std::string plaintext;
+  // Benchmarks compare: EXAMISO_TEST_PLAINTEXT_GRPC=1 runs everything without TLS.
+  if (const char* p = std::getenv("EXAMISO_TEST_PLAINTEXT_GRPC"); p && std::string(p) == "1") return plaintext;
+  std::call_once(once, [] {
+    const std::string make = std::string(EXAMISO_SOURCE_DIR) + "/scripts/internal-certs " + dir.path();
+    if (std::system(make.c_str()) != 0) throw std::runtime_error("cannot make certificates: " + make);
+    internal_tls::configure_dir(dir.path(), "operator");
+  });
+  return dir.path();
 }
 
 CommandResult run(const std::vector<std::string>& argv, const Env& env, std::chrono::milliseconds timeout,
@@ -311,11 +328,12 @@ int free_port() {
   }
 }
 
-bool wait_serving(const std::string& address, std::chrono::milliseconds timeout) {
+bool wait_serving(const std::string& address, const std::string& service, std::chrono::milliseconds timeout) {
+  internal_tls_dir();
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
     // A fresh channel each time: a channel that failed once waits out its backoff.
-    auto stub = grpc::health::v1::Health::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    auto stub = grpc::health::v1::Health::NewStub(make_channel(address, service));
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
     grpc::health::v1::HealthCheckRequest request;

@@ -80,8 +80,16 @@ void guard_sandboxes(const std::string& dir);
 void guard_directory(const std::string& dir);
 void guard_cgroup(const std::string& name);  // under each controller of /sys/fs/cgroup
 
-// Waits until the gRPC server at `address` reports SERVING on its health service.
-bool wait_serving(const std::string& address, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+// Waits until `service` (identity, lifecycle, ...) at `address` reports SERVING on its health service.
+bool wait_serving(const std::string& address, const std::string& service,
+                  std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+// This test binary's internal TLS certificates (scripts/internal-certs: one
+// per role, and its CA), made at the first call: every process it starts gets
+// EXAMISO_GRPC_TLS_DIR (unless told otherwise), and its own channels
+// (make_channel) speak as `operator`, or as the role they name.
+// EXAMISO_TEST_PLAINTEXT_GRPC=1: "" (no TLS), for benchmarks' comparisons.
+const std::string& internal_tls_dir();
 
 // A fresh temporary directory, removed with its contents when destroyed.
 class TempDir final {

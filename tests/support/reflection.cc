@@ -5,14 +5,15 @@
 #include <grpcpp/grpcpp.h>
 
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
+#include "common/grpc_server.h"
 
 namespace examiso::testing {
 namespace {
 
 namespace rv = grpc::reflection::v1alpha;
 
-rv::ServerReflectionResponse ask(const std::string& address, const rv::ServerReflectionRequest& request) {
-  auto stub = rv::ServerReflection::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+rv::ServerReflectionResponse ask(const std::string& address, const std::string& role, const rv::ServerReflectionRequest& request) {
+  auto stub = rv::ServerReflection::NewStub(make_channel(address, role));
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
   auto stream = stub->ServerReflectionInfo(&context);
@@ -26,19 +27,19 @@ rv::ServerReflectionResponse ask(const std::string& address, const rv::ServerRef
 
 }  // namespace
 
-std::vector<std::string> reflection_list(const std::string& address) {
+std::vector<std::string> reflection_list(const std::string& address, const std::string& role) {
   rv::ServerReflectionRequest request;
   request.set_list_services("");
   std::vector<std::string> names;
-  const auto response = ask(address, request);
+  const auto response = ask(address, role, request);
   for (const auto& s : response.list_services_response().service()) names.push_back(s.name());
   return names;
 }
 
-std::string reflection_describe(const std::string& address, const std::string& service) {
+std::string reflection_describe(const std::string& address, const std::string& role, const std::string& service) {
   rv::ServerReflectionRequest request;
   request.set_file_containing_symbol(service);
-  const auto response = ask(address, request);
+  const auto response = ask(address, role, request);
   google::protobuf::DescriptorPool pool;
   // Files arrive dependencies included, in any order: add until all resolve.
   std::vector<google::protobuf::FileDescriptorProto> pending;

@@ -1,10 +1,11 @@
 #include "tests/support/terminal.h"
+#include "common/grpc_server.h"
 
 namespace examiso::testing {
 
 TerminalClient::TerminalClient(const std::string& address, const std::string& session_id, uint32_t cols,
                                uint32_t rows)
-    : stub_(v1::EnvironmentService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()))) {
+    : stub_(v1::EnvironmentService::NewStub(make_channel(address, "environment", "gateway"))) {
   stream_ = stub_->Attach(&context_);
   v1::AttachRequest start;
   start.mutable_start()->set_session_id(session_id);

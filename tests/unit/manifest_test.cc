@@ -423,6 +423,14 @@ const std::set<std::pair<std::string, std::string>> kOperatorSecrets = {
     {"examiso-gateway-tls", "tls.crt"},
     {"examiso-gateway-tls", "tls.key"}};
 
+// Made outside the overlays, in dev by skaffold's hook (scripts/internal-certs
+// --secrets), in prod by cert-manager (k8s/cert-manager): internal mutual TLS.
+bool internal_tls_secret(const std::string& name) {
+  for (const auto& role : kComponents)
+    if (name == "examiso-tls-" + role) return true;
+  return false;
+}
+
 int port_of(const std::string& host_port) {
   const auto colon = host_port.rfind(':');
   return colon == std::string::npos ? -1 : std::stoi(host_port.substr(colon + 1));
@@ -670,11 +678,15 @@ TEST_P(Manifests, EveryContainerHasReadinessAndLivenessProbes) {
         if (!p.find("grpc") && !p.find("tcpSocket") && !p.find("httpGet") && !p.find("exec"))
           ADD_FAILURE() << who << ": the " << probe << " checks nothing";
       }
-      // The platform's own: gRPC health for readiness, the gateway's endpoints.
+      // The platform's own: gRPC health for readiness (over mutual TLS, so by
+      // examiso-health, as the service itself), the gateway's endpoints.
       const std::string app = w->app();
       if (std::find(kServices.begin(), kServices.end(), app) != kServices.end()) {
-        EXPECT_EQ(c["readinessProbe"]["grpc"]["port"].str(), std::to_string(default_port(app)))
-            << who << ": readiness must be the gRPC health check on the service's port";
+        std::vector<std::string> command;
+        for (const Value& a : c["readinessProbe"]["exec"]["command"].items()) command.push_back(a.str());
+        const std::vector<std::string> expected = {"examiso-health", "--config", "/etc/examiso/examiso.yaml", "--address",
+                                                   "127.0.0.1:" + std::to_string(default_port(app)), app};
+        EXPECT_EQ(command, expected) << who << ": readiness must be the gRPC health check on the service's port";
       } else if (app == "gateway") {
         EXPECT_EQ(c["readinessProbe"]["httpGet"]["path"].str(), "/readyz") << who;
         EXPECT_EQ(c["livenessProbe"]["httpGet"]["path"].str(), "/healthz") << who;
@@ -997,7 +1009,8 @@ TEST_P(Manifests, EveryReferencedConfigMapAndSecretExists) {
       const Object* o = r().find(ref.kind, w->ns(), ref.name);
       if (!o) {
         const bool operators =
-            ref.kind == "Secret" && r().name == "prod" && kOperatorSecrets.contains({ref.name, ref.key});
+            ref.kind == "Secret" && ((r().name == "prod" && kOperatorSecrets.contains({ref.name, ref.key})) ||
+                                     internal_tls_secret(ref.name));
         EXPECT_TRUE(ref.optional || operators)
             << w->id() << " (" << ref.where << ") refers to " << ref.kind << " " << ref.name
             << (ref.key.empty() ? "" : " key " + ref.key) << ", which " << r().name << " does not have"
@@ -1112,6 +1125,65 @@ INSTANTIATE_TEST_SUITE_P(Overlays, Manifests, testing::Values("base", "dev", "pr
 
 // --- what differs between them ---
 
+// Internal gRPC is mutual TLS: every pod of the platform mounts its own role's
+// certificate, and no other role's, where grpc.tls_dir says.
+TEST_P(Manifests, EachPodHoldsItsOwnInternalCertificateOnly) {
+  EXPECT_EQ(r().cluster_config()["grpc"]["tls_dir"].str(), "/etc/examiso-tls");
+  for (const std::string& app : kComponents) {
+    const Object* w = r().workload(app);
+    ASSERT_NE(w, nullptr) << app;
+    std::set<std::string> secrets;
+    for (const Ref& ref : references(*w))
+      if (ref.kind == "Secret" && ref.name.starts_with("examiso-tls-")) secrets.insert(ref.name);
+    EXPECT_EQ(secrets, std::set<std::string>{"examiso-tls-" + app}) << w->id();
+    std::string volume;
+    for (const Value& v : w->pod()["volumes"].items())
+      if (v["secret"]["secretName"].str() == "examiso-tls-" + app) volume = v["name"].str();
+    const Value* c = container_named(*w, app);
+    ASSERT_NE(c, nullptr) << w->id();
+    bool mounted = false;
+    for (const Value& m : (*c)["volumeMounts"].items())
+      mounted |= m["name"].str() == volume && m["mountPath"].str() == "/etc/examiso-tls/" + app && m["readOnly"].is_true();
+    EXPECT_TRUE(mounted) << w->id() << " must mount examiso-tls-" << app << " read-only at /etc/examiso-tls/" << app;
+    EXPECT_EQ(w->pod()["securityContext"]["fsGroup"].str(), "10001") << w->id() << ": its user must read the key";
+  }
+}
+
+// cert-manager (k8s/cert-manager) makes the Secrets of every role, the
+// operator's too, from the platform's own CA, in the name the services check.
+TEST(CertManager, IssuesEachRoleItsCertificateFromThePlatformsCa) {
+  const auto objects = render(kSource / "k8s/cert-manager");
+  std::set<std::string> roles;
+  bool ca = false;
+  for (const Object& o : objects) {
+    EXPECT_EQ(o.ns(), "examiso") << o.id();
+    if (o.kind() != "Certificate") continue;
+    const Value& spec = o.doc["spec"];
+    if (spec["isCA"].is_true()) {
+      ca = spec["secretName"].str() == "examiso-internal-ca";
+      continue;
+    }
+    const std::string role = spec["commonName"].str();
+    roles.insert(role);
+    EXPECT_EQ(spec["secretName"].str(), "examiso-tls-" + role) << o.id();
+    ASSERT_EQ(spec["dnsNames"].items().size(), 1u) << o.id();
+    EXPECT_EQ(spec["dnsNames"].items()[0].str(), role) << o.id() << ": the role is the certificate's DNS name";
+    std::set<std::string> usages;
+    for (const Value& u : spec["usages"].items()) usages.insert(u.str());
+    EXPECT_TRUE(usages.contains("server auth") && usages.contains("client auth")) << o.id();
+    EXPECT_EQ(spec["issuerRef"]["name"].str(), "examiso-internal") << o.id();
+  }
+  EXPECT_TRUE(ca) << "a CA of the platform's own";
+  std::set<std::string> expected(kComponents.begin(), kComponents.end());
+  expected.insert("operator");
+  EXPECT_EQ(roles, expected);
+  bool issuer = false;
+  for (const Object& o : objects)
+    issuer |= o.kind() == "Issuer" && o.name() == "examiso-internal" &&
+              o.doc["spec"]["ca"]["secretName"].str() == "examiso-internal-ca";
+  EXPECT_TRUE(issuer);
+}
+
 TEST(BaseManifests, HoldNoSecretValues) {
   EXPECT_TRUE(rendered("base").of_kind("Secret").empty()) << "k8s/base renders a Secret; secrets belong to overlays";
 }
@@ -1176,6 +1248,12 @@ TEST(Skaffold, BuildsTheImageTheManifestsUseAndForwardsTheGateway) {
                  f["port"].str() == "3000" && f["localPort"].str() == "3000" &&
                  rendered("dev").find("Service", f["namespace"].str(), "gateway") != nullptr;
   EXPECT_TRUE(forwarded) << "skaffold dev must forward the gateway Service's 3000 to localhost:3000";
+  // The dev overlay's internal TLS Secrets: made before the deploy.
+  std::string hook;
+  for (const Value& h : s["deploy"]["kubectl"]["hooks"]["before"].items())
+    for (const Value& a : h["host"]["command"].items()) hook += a.str() + " ";
+  EXPECT_NE(hook.find("scripts/internal-certs .var/tls/k8s --secrets examiso | kubectl apply -f -"), std::string::npos)
+      << hook;
 }
 
 }  // namespace
