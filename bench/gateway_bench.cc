@@ -382,7 +382,11 @@ class Bench {
       std::atomic<size_t> bytes{0};
       flooder.send(Json{{"type", "input"}, {"data", "yes 'a line of output that floods the terminal'\n"}}.dump());
       std::thread reader([&] {
-        while (!stop) bytes += flooder.receive().size();  // read and dropped, as a browser would
+        try {
+          while (!stop) bytes += flooder.receive().size();  // read and dropped, as a browser would
+        } catch (const std::exception& e) {
+          std::fprintf(stderr, "the flooder's terminal ended: %s\n", e.what());
+        }
       });
       std::this_thread::sleep_for(500ms);
       const size_t before = bytes;

@@ -2,7 +2,6 @@
 
 #include <grpcpp/security/auth_metadata_processor.h>
 
-#include <array>
 #include <map>
 #include <mutex>
 #include <string_view>
@@ -18,7 +17,7 @@ namespace {
 // method not listed is refused to everyone). `operator` is the CLIs; the
 // gateway is the candidates' and staff's way in; a service is listed where
 // its own work calls the method.
-constexpr std::array<std::pair<std::string_view, std::string_view>, 31> kCallers{{
+constexpr std::pair<std::string_view, std::string_view> kCallers[] = {
     {"/examiso.v1.IdentityService/ValidateIdentity", "gateway operator"},
     {"/examiso.v1.IdentityService/VerifyToken", "gateway operator"},
     {"/examiso.v1.IdentityService/IssueToken", "gateway operator"},
@@ -56,7 +55,7 @@ constexpr std::array<std::pair<std::string_view, std::string_view>, 31> kCallers
     // grpcurl, for operators.
     {"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", "operator"},
     {"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", "operator"},
-}};
+};
 
 struct State {
   std::mutex mutex;
