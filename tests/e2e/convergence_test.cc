@@ -66,13 +66,16 @@ class Flow : public ::testing::Test {
     return out;
   }
 
-  Json lifecycle(const std::string& id) {
-    return Json::parse(platform_.sh("session-lifecycle status --session-id " + id).out, nullptr, false);
+  // A CLI's JSON answer; an empty object when it printed none (the record is
+  // not there yet, or the service is down for the moment: both happen here).
+  Json answer(const std::string& command) {
+    const Json out = Json::parse(platform_.sh(command).out, nullptr, false);
+    return out.is_object() ? out : Json::object();
   }
+  Json lifecycle(const std::string& id) { return answer("session-lifecycle status --session-id " + id); }
   std::string state(const std::string& id) { return lifecycle(id).value("state", "?"); }
   std::string environment_status(const std::string& id) {
-    return Json::parse(platform_.sh("execution-environment status --session-id " + id).out, nullptr, false)
-        .value("status", "?");
+    return answer("execution-environment status --session-id " + id).value("status", "?");
   }
 
   bool all(const std::vector<Candidate>& cs, const std::function<bool(const Candidate&)>& pred,

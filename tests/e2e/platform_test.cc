@@ -117,11 +117,19 @@ TEST_P(DatabaseOutage, IsSaidAtOnceAndOverByItself) {
   const std::string token = Json::parse(platform.sh("session-identity token --user-id " + user).out)["token"];
   const std::string address = platform.address(service);
 
+  // The error code in an answer's JSON (the gateway's envelope or a CLI's),
+  // or `otherwise` when it holds none.
+  const auto code_in = [](const std::string& text, const std::string& otherwise) {
+    const Json j = Json::parse(text, nullptr, false);
+    if (!j.is_object()) return otherwise;
+    const Json& error = j.contains("error") && j["error"].is_object() ? j["error"] : j;
+    return error.value("code", otherwise);
+  };
   // One call of the service that needs its database; its error code ("" when it worked).
   const auto call = [&]() -> std::string {
     if (service == "gateway") {
       const HttpResult r = testing::http_as(token, address, "GET", "/v1/sessions");
-      return r.status == 200 ? "" : Json::parse(r.body, nullptr, false)["error"].value("code", "?");
+      return r.status == 200 ? "" : code_in(r.body, "?");
     }
     std::vector<std::string> argv;
     if (service == "identity") argv = {"session-identity", "token", "--user-id", user};  // no database: a control
@@ -132,7 +140,7 @@ TEST_P(DatabaseOutage, IsSaidAtOnceAndOverByItself) {
     if (service == "cleanup") argv = {"cleanup-ttl", "history"};
     const auto r = testing::run(argv, platform.env(), 10s);
     if (r.exit_code == 0) return "";
-    return Json::parse(r.err, nullptr, false).value("code", "exit " + std::to_string(r.exit_code));
+    return code_in(r.err, "exit " + std::to_string(r.exit_code));
   };
   // identity: its terminal tickets are in the database.
   const auto identity_ticket = [&]() -> std::string {
