@@ -83,6 +83,8 @@ constexpr std::array kKeys{
     ConfigKey{"environment.warm_pool_size", "2",
               "environments kept ready per exam before candidates ask (setup already run); 0: none"},
     ConfigKey{"environment.replay_bytes", "65536", "recent terminal output replayed to a client that (re)attaches"},
+    ConfigKey{"environment.terminal_output_mb_per_s", "16",
+              "the most output a terminal carries a second (MB); past it the candidate's program waits; 0: no limit"},
     ConfigKey{"environment.stop_sandboxes_on_exit", "false",
               "end every sandbox when the service stops (a development platform; production keeps them)"},
     ConfigKey{"environment.reconcile_interval_seconds", "10",

@@ -351,6 +351,7 @@ void KubeDriver::start_keeper(const std::string& name, std::chrono::steady_clock
   const std::string start =
       std::string(kKeeperDir) + "exec \"$d/keeper\" --socket \"$d/terminal.sock\" --pid-file \"$d/keeper.pid\"" +
       " --replay-bytes " + std::to_string(o_.replay_bytes) +
+      " --output-rate " + std::to_string(static_cast<int64_t>(o_.output_rate)) +
       " -- /bin/sh -c \"export HOME='$HOME' USER='${USER:-candidate}' TERM=xterm-256color; $0\" 2>>\"$d/keeper.log\"";
   const auto [code, output] = run_in_pod(name, "the keeper", {"/bin/sh", "-c", start, kShell}, "", deadline);
   if (output.find("ready") == std::string::npos)

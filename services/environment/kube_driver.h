@@ -24,6 +24,7 @@ struct KubeDriverOptions {
   // its recent output whatever the exam image.
   std::string keeper_binary;
   size_t replay_bytes = 64 * 1024;
+  double output_rate = 0;  // a terminal's output, bytes a second (the keeper's --output-rate); 0: no limit
 };
 
 class KubeDriver final : public SandboxDriver {

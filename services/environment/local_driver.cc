@@ -189,6 +189,8 @@ void LocalDriver::create(const EnvironmentSpec& spec, std::chrono::steady_clock:
                                   d + "/control/keeper.pid",
                                   "--replay-bytes",
                                   std::to_string(o_.replay_bytes),
+                                  "--output-rate",
+                                  std::to_string(static_cast<int64_t>(o_.output_rate)),
                                   "--ready-timeout-ms",
                                   std::to_string(std::max<int64_t>(left.count(), 1)),
                                   "--home",

@@ -21,6 +21,7 @@ struct LocalDriverOptions {
   // 90% of this machine's) and processes.
   int64_t sandboxes_memory_bytes = 0;
   int64_t sandboxes_pids = 32768;
+  double output_rate = 0;  // a terminal's output, bytes a second (the keeper's --output-rate); 0: no limit
 };
 
 class LocalDriver final : public SandboxDriver {

@@ -23,6 +23,8 @@ int main(int argc, char** argv) {
     // driver copies it into each pod.
     const std::string keeper = std::filesystem::read_symlink("/proc/self/exe").parent_path() / "examiso-sandbox";
     const auto replay_bytes = static_cast<size_t>(config.integer("environment.replay_bytes"));
+    const double output_rate = config.number("environment.terminal_output_mb_per_s") * 1e6;
+    if (output_rate < 0) throw Error("INVALID_ARGUMENT", "environment.terminal_output_mb_per_s must be 0 or more");
     if (driver_name == "local") {
       if (config.boolean("environment.expedite_rcu")) {
         log::info("rcu_expedited", {{"set", write_file("/sys/kernel/rcu_expedited", "1")}});
@@ -30,7 +32,7 @@ int main(int argc, char** argv) {
       driver = std::make_unique<environment::LocalDriver>(environment::LocalDriverOptions{
           config.str("environment.state_dir"), config.str("environment.cgroup_parent"), keeper, replay_bytes,
           config.integer("environment.max_sandboxes"), config.integer("environment.sandboxes_memory_mb") << 20,
-          config.integer("environment.sandboxes_pids")});
+          config.integer("environment.sandboxes_pids"), output_rate});
       if (node.empty()) {
         char host[256] = {};
         gethostname(host, sizeof host - 1);
@@ -49,6 +51,7 @@ int main(int argc, char** argv) {
       options.unstarted_seconds = config.integer("environment.kube_unstarted_seconds");
       options.keeper_binary = keeper;
       options.replay_bytes = replay_bytes;
+      options.output_rate = output_rate;
       driver = std::make_unique<environment::KubeDriver>(environment::kube_endpoint(kube), options);
       // Every replica sees every pod of the namespace: one node name for all of
       // them, or each would take the others' pods for orphans.

@@ -336,8 +336,6 @@ TEST_F(EnvironmentE2E, AnIdleKeeperSleepsAndStopsOnSignal) {
   EXPECT_EQ(platform_->sh("execution-environment destroy --session-id " + session).exit_code, 0);
 }
 
-// An environment destroyed while a client is attached: the client is told it
-// ended (not that it detached).
 // The keeper carries its sandbox's output: it runs in the sandbox's cgroup,
 // so a flood costs the CPU share of the candidate who makes it. Another
 // candidate keeps typing meanwhile. (How much the flood adds to their echo is
@@ -379,6 +377,8 @@ TEST_F(EnvironmentE2E, AFloodIsChargedToTheSandboxThatMakesIt) {
   f.send("\x03");
 }
 
+// An environment destroyed while a client is attached: the client is told it
+// ended (not that it detached).
 TEST_F(EnvironmentE2E, DestroyingTheEnvironmentEndsItsAttachedTerminal) {
   const std::string session = new_session();
   create(session);
@@ -516,6 +516,48 @@ TEST(EnvironmentCapacity, NoMoreSandboxesThanTheMachineGives) {
   bool killed = false;
   for (auto& t : terminals) killed = killed || t->wait_for("exit=137", std::chrono::seconds(12)).has_value();
   EXPECT_TRUE(killed) << "three sandboxes took 270 MB of a 200 MB share";
+}
+
+// A terminal carries no more output a second than its budget
+// (environment.terminal_output_mb_per_s): past it the candidate's own program
+// waits on the pty, and every process after the keeper carries only what the
+// budget lets through. Input still goes through at once: ^C ends a flood.
+// Control: the same output with no budget goes much faster.
+TEST(EnvironmentOutputBudget, ATerminalPrintsNoFasterThanItsBudget) {
+  constexpr double kMegabytes = 8, kBudget = 2, kBurst = kBudget / 4;
+  const double least = (kMegabytes - kBurst) / kBudget * 0.9;  // seconds, with some slack for the clock
+  for (const std::string rate : {"2", "0"}) {
+    SCOPED_TRACE("terminal_output_mb_per_s " + rate);
+    Platform platform(testing::shared_postgres().create_database(),
+                      {{"EXAMISO_ENVIRONMENT_TERMINAL_OUTPUT_MB_PER_S", rate}});
+    platform.start("lifecycle");
+    platform.start("environment");
+    const std::string session = platform.create_session();
+    ASSERT_EQ(platform.sh("execution-environment create --session-id " + session).exit_code, 0) << platform.logs();
+    TerminalClient t(platform.address("environment"), session);
+    t.send("echo go-$((1+1))\n");
+    ASSERT_TRUE(t.wait_for("go-2", kWait)) << t.output();
+    size_t mark = t.output_size();
+    const auto start = std::chrono::steady_clock::now();
+    t.send("head -c " + std::to_string(static_cast<int>(kMegabytes * 1e6)) +
+           " /dev/zero | tr '\\0' x; echo; echo done-$((2+2))\n");
+    ASSERT_TRUE(t.wait_for("done-4", std::chrono::seconds(60), mark)) << "the output arrives, all of it";
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (rate == "0") {
+      EXPECT_LT(seconds, least) << "control: with no budget the same output goes faster";
+      continue;
+    }
+    EXPECT_GE(seconds, least) << kMegabytes << " MB at " << kBudget << " MB a second";
+    // The flooder's own input is not held behind its output.
+    mark = t.output_size();
+    t.send("yes\n");
+    ASSERT_TRUE(t.wait_bytes(mark + (1 << 20), kWait)) << "the flood flows";
+    const auto interrupted = std::chrono::steady_clock::now();
+    t.send("\x03");
+    t.send("echo after-$((3+3))\n");
+    ASSERT_TRUE(t.wait_for("after-6", kWait, mark)) << "^C ends the flood";
+    EXPECT_LT(std::chrono::steady_clock::now() - interrupted, std::chrono::seconds(3)) << "at once, not after the flood";
+  }
 }
 
 }  // namespace

@@ -3,7 +3,7 @@
 // keeps the recent output for replay, serves one terminal client at a time on
 // a unix socket, and starts a new shell when the candidate's exits.
 //
-//   examiso-sandbox --socket PATH --pid-file PATH [--replay-bytes N]
+//   examiso-sandbox --socket PATH --pid-file PATH [--replay-bytes N] [--output-rate BYTES_PER_SECOND]
 //                   [--cgroup-procs FILE]... [--cols C --rows R] [--ready-timeout-ms N] [--idle]
 //                   [--home DIR --home-options TMPFS_OPTIONS] [--system-dir DIR] [--seccomp]
 //                   -- COMMAND... [--respawn RESPAWN_COMMAND...]
@@ -31,6 +31,13 @@
 //
 // The keeper closes every descriptor it was started with but 0, 1 and 2, and
 // its shells start with only their terminal and the fds handed to them.
+//
+// --output-rate: the most output per second the shell's terminal is read at
+// (0: no limit). Past it the pty is not read, so the candidate's own program
+// waits on it: a flood costs every process after the keeper (the environment
+// service, the gateway, the browser) only what the budget lets through, and
+// it is the flooder's programs that wait. A quarter second's worth may go at
+// once, so what a command prints in one go is not held back.
 //
 // --idle: the keeper and all it starts run on CPU time nobody else wants
 // (SCHED_IDLE), for sandboxes made ahead of need; the environment service
@@ -63,10 +70,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -83,6 +92,7 @@ struct Options {
   std::string socket;
   std::string pid_file;
   size_t replay_bytes = 64 * 1024;
+  double output_rate = 0;  // bytes a second; 0: no limit
   std::vector<std::string> cgroup_procs;
   uint16_t cols = 80, rows = 24;
   int ready_timeout_ms = 30000;
@@ -102,6 +112,31 @@ sigset_t g_waiting;
 
 // Waits up to `timeout` (nullptr: no limit) for `fds`, or for a stop signal.
 int wait_for(pollfd* fds, nfds_t n, const timespec* timeout) { return ppoll(fds, n, timeout, &g_waiting); }
+
+// The terminal's output budget (--output-rate): a token bucket. A read may
+// overdraw it (by one read at most); the next waits until it is paid back.
+class OutputBudget {
+ public:
+  explicit OutputBudget(double rate)
+      : rate_(rate), burst_(std::max(rate / 4, 64.0 * 1024)), tokens_(burst_), at_(std::chrono::steady_clock::now()) {}
+
+  // Nullopt: the terminal may be read now; otherwise how long until it may.
+  std::optional<timespec> wait() {
+    if (rate_ <= 0) return std::nullopt;
+    const auto now = std::chrono::steady_clock::now();
+    tokens_ = std::min(burst_, tokens_ + rate_ * std::chrono::duration<double>(now - at_).count());
+    at_ = now;
+    if (tokens_ > 0) return std::nullopt;
+    const auto ns = static_cast<long>(-tokens_ / rate_ * 1e9) + 1;
+    return timespec{ns / 1'000'000'000, ns % 1'000'000'000};
+  }
+
+  void spend(size_t bytes) { tokens_ -= static_cast<double>(bytes); }
+
+ private:
+  double rate_, burst_, tokens_;
+  std::chrono::steady_clock::time_point at_;
+};
 
 // A second's pause, cut short by a stop signal.
 void pause_a_second() {
@@ -351,6 +386,7 @@ class Keeper final {
     ssize_t n;
     while (got < sizeof buf && (n = read(master, buf + got, sizeof buf - got)) > 0) got += static_cast<size_t>(n);
     if (got == 0) return false;
+    budget_.spend(got);
     send_output(std::string_view(buf, got));
     return true;
   }
@@ -516,14 +552,17 @@ class Keeper final {
     while (!g_stop) {
       std::vector<pollfd> fds{{listener_, POLLIN, 0}};
       const int master = shell_.master;
-      // With a backlog for the client the pty waits, its end included (a shell
-      // that exits is restarted only once its last output is read).
-      if (master >= 0 && to_client_.size() < kClientBacklog)
+      // With a backlog for the client, or the output budget spent, the pty
+      // waits, its end included (a shell that exits is restarted only once its
+      // last output is read), and so does input for it (for a few ms at most).
+      const auto budget_wait = budget_.wait();
+      if (master >= 0 && to_client_.size() < kClientBacklog && !budget_wait)
         fds.push_back({master, static_cast<short>(POLLIN | (pending_input_.empty() ? 0 : POLLOUT)), 0});
       if (client_ >= 0) fds.push_back({client_, static_cast<short>(POLLIN | (to_client_.empty() ? 0 : POLLOUT)), 0});
       // Without a shell, go on at once to start one.
       const timespec now{0, 0};
-      if (wait_for(fds.data(), fds.size(), master < 0 ? &now : nullptr) < 0 && errno != EINTR) break;
+      const timespec* timeout = master < 0 ? &now : budget_wait ? &*budget_wait : nullptr;
+      if (wait_for(fds.data(), fds.size(), timeout) < 0 && errno != EINTR) break;
       for (const pollfd& p : fds) {
         if (!p.revents) continue;
         if (p.fd == listener_) {
@@ -553,6 +592,7 @@ class Keeper final {
   }
 
   Options o_;
+  OutputBudget budget_{o_.output_rate};
   PtyProcess shell_;
   std::chrono::steady_clock::time_point started_;
   bool started_once_ = false;
@@ -589,6 +629,8 @@ bool parse(int argc, char** argv, Options& o) {
       o.pid_file = argv[++i];
     } else if (a == "--replay-bytes" && has) {
       o.replay_bytes = std::stoul(argv[++i]);
+    } else if (a == "--output-rate" && has) {
+      o.output_rate = std::stod(argv[++i]);
     } else if (a == "--cgroup-procs" && has) {
       o.cgroup_procs.push_back(argv[++i]);
     } else if (a == "--cols" && has) {
@@ -659,7 +701,7 @@ int main(int argc, char** argv) {
   Options options;
   try {
     if (!parse(argc, argv, options)) {
-      std::fprintf(stderr, "usage: examiso-sandbox --socket PATH --pid-file PATH [--replay-bytes N] "
+      std::fprintf(stderr, "usage: examiso-sandbox --socket PATH --pid-file PATH [--replay-bytes N] [--output-rate B] "
                            "[--cgroup-procs FILE]... [--cols C --rows R] [--idle] -- COMMAND...\n");
       return 2;
     }
