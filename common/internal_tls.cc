@@ -33,7 +33,7 @@ constexpr std::pair<std::string_view, std::string_view> kCallers[] = {
     {"/examiso.v1.LifecycleService/ListSessions", "gateway environment cleanup operator"},
     {"/examiso.v1.LifecycleService/GetStatus", "gateway access operator"},
     {"/examiso.v1.LifecycleService/WatchSession", "gateway operator"},
-    {"/examiso.v1.LifecycleService/ListTransitions", "operator"},
+    {"/examiso.v1.LifecycleService/ListTransitions", "gateway operator"},  // the staff console
     {"/examiso.v1.LifecycleService/ListExams", "gateway environment operator"},
     {"/examiso.v1.LifecycleService/GetExam", "environment operator"},
     {"/examiso.v1.EnvironmentService/CreateEnvironment", "lifecycle operator"},
@@ -45,7 +45,7 @@ constexpr std::pair<std::string_view, std::string_view> kCallers[] = {
     // token, the session's owner and its state.
     {"/examiso.v1.EnvironmentService/Attach", "gateway"},
     {"/examiso.v1.AccessService/Authorize", "gateway operator"},
-    {"/examiso.v1.AccessService/ListAccessLog", "operator"},
+    {"/examiso.v1.AccessService/ListAccessLog", "gateway operator"},  // the staff console
     {"/examiso.v1.CleanupService/Check", "operator"},
     {"/examiso.v1.CleanupService/Sweep", "operator"},
     {"/examiso.v1.CleanupService/ListSweeps", "operator"},

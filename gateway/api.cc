@@ -12,27 +12,29 @@
 namespace examiso::gateway {
 namespace {
 
-HttpResponse ok(Json data, int status = 200) {
-  return {status, compact_json(Json{{"success", true}, {"data", std::move(data)}}), "application/json", {}};
-}
-
-// /v1/sessions/{id}/rest -> id and the template path.
+// /v1/sessions/{id}/rest (and /v1/admin/sessions/...) -> id and the template path.
 struct Match {
   std::string templ;
   std::string id;
 };
 
 Match match_path(const std::string& path) {
-  static const std::string prefix = "/v1/sessions/";
-  if (path.rfind(prefix, 0) != 0 || path.size() == prefix.size()) return {path, ""};
-  const std::string rest = path.substr(prefix.size());
-  const auto slash = rest.find('/');
-  const std::string id = rest.substr(0, slash);
-  const std::string tail = slash == std::string::npos ? "" : rest.substr(slash);
-  return {prefix + "{id}" + tail, id};
+  for (const std::string prefix : {"/v1/sessions/", "/v1/admin/sessions/"}) {
+    if (path.rfind(prefix, 0) != 0 || path.size() == prefix.size()) continue;
+    const std::string rest = path.substr(prefix.size());
+    const auto slash = rest.find('/');
+    const std::string id = rest.substr(0, slash);
+    const std::string tail = slash == std::string::npos ? "" : rest.substr(slash);
+    return {prefix + "{id}" + tail, id};
+  }
+  return {path, ""};
 }
 
 }  // namespace
+
+HttpResponse ok(Json data, int status) {
+  return {status, compact_json(Json{{"success", true}, {"data", std::move(data)}}), "application/json", {}};
+}
 
 const std::vector<Route>& Api::routes() {
   static const std::vector<Route> r{
@@ -51,6 +53,10 @@ const std::vector<Route>& Api::routes() {
       {"POST", "/v1/sessions/{id}/terminate"},
       {"POST", "/v1/sessions/{id}/terminal-ticket"},
       {"GET", "/v1/sessions/{id}/terminal"},  // WebSocket
+      // Staff (proctor or admin): every one asks access first.
+      {"GET", "/v1/admin/sessions"},
+      {"GET", "/v1/admin/sessions/{id}"},
+      {"POST", "/v1/admin/sessions/{id}/terminate"},
   };
   return r;
 }
@@ -74,21 +80,6 @@ HttpResponse Api::error_response(const Error& e) {
   if (e.code() == "RATE_LIMITED") r.headers.emplace_back("Retry-After", "1");
   return r;
 }
-
-struct Api::Context {
-  HttpRequest request;
-  Respond respond;
-  std::string route;
-  std::string session_id;  // as in the path
-  std::string user_id;     // once authenticated
-  v1::SessionStatus status;  // once authorized: the session as access saw it
-  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
-
-  // A WebSocket's failures become close codes (a browser sees nothing else).
-  std::function<void(const Error&)> on_error;
-
-  void fail(const Error& e) { on_error ? on_error(e) : respond(Api::error_response(e)); }
-};
 
 Api::Api(Backends& backends, Metrics& metrics, ApiOptions options)
     : backends_(backends),
@@ -163,6 +154,9 @@ void Api::dispatch(const std::shared_ptr<Context>& c) {
     if (key == "POST /v1/sessions/{id}/start") return start_session(c);
     if (key == "POST /v1/sessions/{id}/terminate") return terminate_session(c);
     if (key == "POST /v1/sessions/{id}/terminal-ticket") return terminal_ticket(c);
+    if (key == "GET /v1/admin/sessions") return admin_list_sessions(c);
+    if (key == "GET /v1/admin/sessions/{id}") return admin_get_session(c);
+    if (key == "POST /v1/admin/sessions/{id}/terminate") return admin_terminate(c);
     c->fail(Error("NOT_FOUND", "No such endpoint"));
   });
 }
@@ -195,12 +189,13 @@ void Api::authenticate(const std::shared_ptr<Context>& c, std::function<void(std
   const auto found = bearer(c);
   if (!found) return;
   const std::string token = *found;
-  const auto proceed = [this, c, next](const std::string& user) {
-    if (!per_user_.allow(user)) return c->fail(Error("RATE_LIMITED", "Too many requests"));
-    c->user_id = user;
-    next(user);
+  const auto proceed = [this, c, next](const Caller& caller) {
+    if (!per_user_.allow(caller.user_id)) return c->fail(Error("RATE_LIMITED", "Too many requests"));
+    c->user_id = caller.user_id;
+    c->roles = caller.roles;
+    next(caller.user_id);
   };
-  if (auto user = tokens_.user(token)) return proceed(*user);
+  if (auto caller = tokens_.caller(token)) return proceed(*caller);
   // A token not known yet, from an address that failed too often: refused
   // before any more checking (those known go on, whoever shares the address).
   if (per_ip_.exhausted(c->request.client_ip)) return c->fail(Error("RATE_LIMITED", "Too many requests"));
@@ -210,9 +205,10 @@ void Api::authenticate(const std::shared_ptr<Context>& c, std::function<void(std
   backends_.identity()->VerifyToken(&call->context, &call->request, &call->response,
                                     [this, c, call, token, proceed](grpc::Status s) {
                                       if (!s.ok()) return identity_refused(c, s);
-                                      tokens_.remember(token, call->response.user_id(),
-                                                       from_proto(call->response.expires_at()));
-                                      proceed(call->response.user_id());
+                                      const auto& r = call->response;
+                                      const Caller caller{r.user_id(), {r.roles().begin(), r.roles().end()}};
+                                      tokens_.remember(token, caller, from_proto(r.expires_at()));
+                                      proceed(caller);
                                     });
 }
 
@@ -222,6 +218,7 @@ void Api::authorize(const std::shared_ptr<Context>& c, v1::AccessType type, std:
   request.set_user_id(c->user_id);
   request.set_access_type(type);
   request.set_client_ip(c->request.client_ip);
+  for (const auto& role : c->roles) request.add_roles(role);
   auto call = backends_.call<v1::AuthorizeRequest, v1::AuthorizeResponse>(std::move(request));
   backends_.access()->Authorize(&call->context, &call->request, &call->response,
                                 [this, c, call, next](grpc::Status s) {
@@ -276,18 +273,24 @@ void Api::list_sessions(const std::shared_ptr<Context>& c) {
   v1::ListSessionsRequest request;
   request.set_user_id(c->user_id);
   request.set_limit(50);
+  respond_sessions(c, std::move(request), [](const v1::Session& x) {
+    return Json{{"session_id", x.session_id()},
+                {"exam_id", x.exam_id()},
+                {"lifecycle_state", state_name(x.state())},
+                {"created_at", time_json(x.has_created_at(), x.created_at())},
+                {"remaining_seconds", x.remaining_seconds()}};
+  });
+}
+
+void Api::respond_sessions(const std::shared_ptr<Context>& c, v1::ListSessionsRequest request,
+                           std::function<Json(const v1::Session&)> one) {
   auto call = backends_.call<v1::ListSessionsRequest, v1::ListSessionsResponse>(std::move(request));
   backends_.lifecycle()->ListSessions(&call->context, &call->request, &call->response,
-                                      [this, c, call](grpc::Status s) {
+                                      [this, c, call, one = std::move(one)](grpc::Status s) {
                                         if (!s.ok()) return c->fail(backends_.error(s, "lifecycle"));
                                         Json sessions = Json::array();
-                                        for (const auto& x : call->response.sessions())
-                                          sessions.push_back(Json{{"session_id", x.session_id()},
-                                                                  {"exam_id", x.exam_id()},
-                                                                  {"lifecycle_state", state_name(x.state())},
-                                                                  {"created_at", time_json(x.has_created_at(), x.created_at())},
-                                                                  {"remaining_seconds", x.remaining_seconds()}});
-                                        c->respond(ok(Json{{"sessions", sessions}}));
+                                        for (const auto& x : call->response.sessions()) sessions.push_back(one(x));
+                                        c->respond(ok(Json{{"sessions", std::move(sessions)}}));
                                       });
 }
 
@@ -352,36 +355,42 @@ void Api::start_session(const std::shared_ptr<Context>& c) {
 
 void Api::terminate_session(const std::shared_ptr<Context>& c) {
   authorize(c, v1::ACCESS_TYPE_CONTROL, [this, c] {
-    v1::TransitionRequest request;
-    request.set_session_id(c->session_id);
-    request.set_to(v1::SESSION_STATE_TERMINATED);
-    request.set_termination_reason(v1::TERMINATION_REASON_SUBMITTED);
-    request.set_reason("Submitted by the candidate");
-    request.set_actor("gateway:" + c->user_id);
-    auto call = backends_.call<v1::TransitionRequest, v1::TransitionResponse>(std::move(request));
-    backends_.lifecycle()->Transition(&call->context, &call->request, &call->response, [this, c, call](grpc::Status s) {
-      if (!s.ok()) {
-        const Error e = backends_.error(s, "lifecycle");
-        if (e.code() == "INVALID_TRANSITION")
-          return c->fail(Error("SESSION_ALREADY_TERMINATED", "The session has already ended"));
-        return c->fail(e);
-      }
-      // Release the environment now; cleanup would within a second anyway.
-      v1::DestroyEnvironmentRequest destroy;
-      destroy.set_session_id(c->session_id);
-      destroy.set_reason("submitted");
-      auto d = backends_.call<v1::DestroyEnvironmentRequest, v1::DestroyEnvironmentResponse>(std::move(destroy));
-      d->context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(15));
-      backends_.environment()->async()->DestroyEnvironment(
-          &d->context, &d->request, &d->response, [c, d, call](grpc::Status ds) {
-            const auto& session = call->response.session();
-            c->respond(ok(Json{{"session_id", call->response.session_id()},
-                               {"lifecycle_state", "terminated"},
-                               {"termination_reason", termination_reason_name(session.termination_reason())},
-                               {"terminated_at", time_json(session.has_terminated_at(), session.terminated_at())},
-                               {"environment_released", ds.ok() || ds.error_code() == grpc::StatusCode::NOT_FOUND}}));
-          });
-    });
+    end_session(c, v1::TERMINATION_REASON_SUBMITTED, "Submitted by the candidate", "gateway:" + c->user_id);
+  });
+}
+
+void Api::end_session(const std::shared_ptr<Context>& c, v1::TerminationReason why, const std::string& reason,
+                      const std::string& actor) {
+  v1::TransitionRequest request;
+  request.set_session_id(c->session_id);
+  request.set_to(v1::SESSION_STATE_TERMINATED);
+  request.set_termination_reason(why);
+  request.set_reason(reason);
+  request.set_actor(actor);
+  auto call = backends_.call<v1::TransitionRequest, v1::TransitionResponse>(std::move(request));
+  backends_.lifecycle()->Transition(&call->context, &call->request, &call->response, [this, c, call, why](grpc::Status s) {
+    if (!s.ok()) {
+      const Error e = backends_.error(s, "lifecycle");
+      if (e.code() == "INVALID_TRANSITION")
+        return c->fail(Error("SESSION_ALREADY_TERMINATED", "The session has already ended"));
+      return c->fail(e);
+    }
+    // Release the environment now; cleanup would within a second anyway.
+    v1::DestroyEnvironmentRequest destroy;
+    destroy.set_session_id(c->session_id);
+    destroy.set_reason(termination_reason_name(why));
+    auto d = backends_.call<v1::DestroyEnvironmentRequest, v1::DestroyEnvironmentResponse>(std::move(destroy));
+    d->context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(15));
+    backends_.environment()->async()->DestroyEnvironment(
+        &d->context, &d->request, &d->response, [c, d, call](grpc::Status ds) {
+          const auto& session = call->response.session();
+          c->respond(ok(Json{{"session_id", call->response.session_id()},
+                             {"lifecycle_state", "terminated"},
+                             {"termination_reason", termination_reason_name(session.termination_reason())},
+                             {"reason", session.reason()},
+                             {"terminated_at", time_json(session.has_terminated_at(), session.terminated_at())},
+                             {"environment_released", ds.ok() || ds.error_code() == grpc::StatusCode::NOT_FOUND}}));
+        });
   });
 }
 
@@ -414,6 +423,12 @@ void Api::dev_token(const std::shared_ptr<Context>& c) {
       return c->fail(Error("INVALID_ARGUMENT", "name must be a string of 1 to 64 characters", Json{{"field", "name"}}));
     request.set_user_id(name_based_uuid("examiso development user", name.get<std::string>()));
   }
+  // A development proctor or administrator (identity checks the name).
+  if (body.contains("role")) {
+    if (!body["role"].is_string())
+      return c->fail(Error("INVALID_ARGUMENT", "role must be candidate, proctor or admin", Json{{"field", "role"}}));
+    request.add_roles(body["role"].get<std::string>());
+  }
   auto call = backends_.call<v1::IssueTokenRequest, v1::IssueTokenResponse>(std::move(request));
   backends_.identity()->IssueToken(&call->context, &call->request, &call->response, [this, c, call](grpc::Status s) {
     if (!s.ok()) return c->fail(backends_.error(s, "identity"));
@@ -424,6 +439,7 @@ void Api::dev_token(const std::shared_ptr<Context>& c) {
 Json Api::token_json(const v1::IssueTokenResponse& token) {
   return Json{{"token", token.token()},
               {"user_id", token.user_id()},
+              {"roles", std::vector<std::string>(token.roles().begin(), token.roles().end())},
               {"expires_at", time_json(true, token.expires_at())}};
 }
 

@@ -25,6 +25,9 @@ struct ApiOptions {
   int64_t max_websockets_per_user = 16;
 };
 
+// The contract's success envelope around `data`.
+HttpResponse ok(Json data, int status = 200);
+
 struct Route {
   std::string method;
   std::string path;  // with {id} for a session id
@@ -49,17 +52,43 @@ class Api final {
   static std::string public_message(const Error& error);
 
  private:
-  struct Context;
+  // One request on its way (shared by its callbacks).
+  struct Context {
+    HttpRequest request;
+    Respond respond;
+    std::string route;
+    std::string session_id;  // as in the path
+    std::string user_id;     // once authenticated
+    std::vector<std::string> roles;  // the token's, once authenticated
+    v1::SessionStatus status;  // once authorized: the session as access saw it
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+
+    // A WebSocket's failures become close codes (a browser sees nothing else).
+    std::function<void(const Error&)> on_error;
+
+    void fail(const Error& e) { on_error ? on_error(e) : respond(Api::error_response(e)); }
+  };
   void authenticate(const std::shared_ptr<Context>& c, std::function<void(std::string user_id)> next);
   void authorize(const std::shared_ptr<Context>& c, v1::AccessType type, std::function<void()> next);
   void dispatch(const std::shared_ptr<Context>& c);
 
   void create_session(const std::shared_ptr<Context>& c);
   void list_sessions(const std::shared_ptr<Context>& c);
+  // Lists sessions as `request` asks; the answer is {"sessions": [one(x)...]}.
+  void respond_sessions(const std::shared_ptr<Context>& c, v1::ListSessionsRequest request,
+                        std::function<Json(const v1::Session&)> one);
   void get_session(const std::shared_ptr<Context>& c);
   void get_status(const std::shared_ptr<Context>& c);
   void start_session(const std::shared_ptr<Context>& c);
   void terminate_session(const std::shared_ptr<Context>& c);
+  // The session (c->session_id, authorized) ends as `why`; its environment is
+  // released at once; the answer is the ended session.
+  void end_session(const std::shared_ptr<Context>& c, v1::TerminationReason why, const std::string& reason,
+                   const std::string& actor);
+  // Staff (gateway/admin.cc).
+  void admin_list_sessions(const std::shared_ptr<Context>& c);
+  void admin_get_session(const std::shared_ptr<Context>& c);
+  void admin_terminate(const std::shared_ptr<Context>& c);
   void terminal_ticket(const std::shared_ptr<Context>& c);
   void list_exams(const std::shared_ptr<Context>& c);
   void dev_token(const std::shared_ptr<Context>& c);

@@ -118,7 +118,12 @@ std::string TrustedProxies::client(const std::string& peer, const std::string& f
   return client;
 }
 
-std::optional<std::string> TokenCache::user(const std::string& token) {
+bool Caller::staff() const {
+  return std::find(roles.begin(), roles.end(), "proctor") != roles.end() ||
+         std::find(roles.begin(), roles.end(), "admin") != roles.end();
+}
+
+std::optional<Caller> TokenCache::caller(const std::string& token) {
   std::lock_guard lock(mutex_);
   const auto it = entries_.find(token);
   if (it == entries_.end()) return std::nullopt;
@@ -126,18 +131,17 @@ std::optional<std::string> TokenCache::user(const std::string& token) {
     entries_.erase(it);
     return std::nullopt;
   }
-  return it->second.user_id;
+  return it->second.caller;
 }
 
-void TokenCache::remember(const std::string& token, const std::string& user_id,
-                          std::chrono::system_clock::time_point expires) {
+void TokenCache::remember(const std::string& token, Caller caller, std::chrono::system_clock::time_point expires) {
   const auto left = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
       expires - std::chrono::system_clock::now());
   const auto keep = std::min<std::chrono::steady_clock::duration>(keep_, left);
   if (keep <= std::chrono::steady_clock::duration::zero()) return;
   std::lock_guard lock(mutex_);
   if (entries_.size() > 100000) entries_.clear();  // bounded, simply
-  entries_[token] = {user_id, std::chrono::steady_clock::now() + keep};
+  entries_[token] = {std::move(caller), std::chrono::steady_clock::now() + keep};
 }
 
 }  // namespace examiso::gateway

@@ -70,16 +70,22 @@ class TrustedProxies final {
 
 // Verified tokens, kept briefly so that each request need not ask the
 // identity service again. Only successes are kept, never past their expiry.
+struct Caller {
+  std::string user_id;
+  std::vector<std::string> roles;  // candidate, proctor, admin
+  bool staff() const;              // proctor or admin
+};
+
 class TokenCache final {
  public:
   explicit TokenCache(std::chrono::seconds keep) : keep_(keep) {}
-  std::optional<std::string> user(const std::string& token);
-  void remember(const std::string& token, const std::string& user_id, std::chrono::system_clock::time_point expires);
+  std::optional<Caller> caller(const std::string& token);
+  void remember(const std::string& token, Caller caller, std::chrono::system_clock::time_point expires);
   void forget(const std::string& token);
 
  private:
   struct Entry {
-    std::string user_id;
+    Caller caller;
     std::chrono::steady_clock::time_point until;
   };
   std::chrono::seconds keep_;

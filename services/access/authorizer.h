@@ -1,5 +1,6 @@
 #pragma once
-// Who may reach a session: its owner, in a state that allows the access.
+// Who may reach a session: its owner, in a state that allows the access; and
+// staff (proctor or admin), any session or the whole room.
 // Every decision is logged; every denial looks the same to the caller and
 // costs the same work (one session lookup, one log row), whatever its cause.
 #include <condition_variable>
@@ -23,7 +24,7 @@ std::vector<Migration> access_migrations();
 
 namespace access {
 
-enum class AccessType { terminal, status, details, control };
+enum class AccessType { terminal, status, details, control, staff_view, staff_act };
 std::string_view name(AccessType t);
 
 struct SessionFacts {
@@ -47,6 +48,7 @@ struct AccessRequest {
   std::string user_id;
   AccessType type = AccessType::terminal;
   std::string client_ip;
+  std::vector<std::string> roles;  // verified by identity; staff types need proctor or admin
 };
 
 struct Decision {

@@ -38,9 +38,12 @@ grpc::Status AccessService::Authorize(grpc::ServerContext*, const v1::AuthorizeR
       case v1::ACCESS_TYPE_STATUS: type = AccessType::status; break;
       case v1::ACCESS_TYPE_DETAILS: type = AccessType::details; break;
       case v1::ACCESS_TYPE_CONTROL: type = AccessType::control; break;
+      case v1::ACCESS_TYPE_STAFF_VIEW: type = AccessType::staff_view; break;
+      case v1::ACCESS_TYPE_STAFF_ACT: type = AccessType::staff_act; break;
       default: break;
     }
-    Decision d = authorizer_.authorize({request->session_id(), request->user_id(), type, request->client_ip()});
+    Decision d = authorizer_.authorize({request->session_id(), request->user_id(), type, request->client_ip(),
+                                        {request->roles().begin(), request->roles().end()}});
     if (!d.granted) throw Error("ACCESS_DENIED", "Access denied");
     response->set_authorized(true);
     response->set_session_id(d.session_id);

@@ -9,6 +9,7 @@ int main(int argc, char** argv) {
   using namespace examiso;
   cli::Command cmd("session-identity", "Validate exam identities and work with bearer tokens", "identity");
   std::string user_id, session_id, environment_id, token;
+  std::vector<std::string> roles;
   int64_t ttl = 0;
   bool raw = false;
 
@@ -35,12 +36,18 @@ int main(int argc, char** argv) {
     v1::IssueTokenRequest request;
     request.set_user_id(user_id);
     request.set_ttl_seconds(ttl);
+    for (const auto& role : roles) request.add_roles(role);
     const auto r = cmd.call(&v1::IdentityService::Stub::IssueToken, stub, request);
     if (raw) return Json(r.token());
-    return Json{{"token", r.token()}, {"user_id", r.user_id()}, {"expires_at", iso8601(from_proto(r.expires_at()))}};
+    return Json{{"token", r.token()},
+                {"user_id", r.user_id()},
+                {"roles", std::vector<std::string>(r.roles().begin(), r.roles().end())},
+                {"expires_at", iso8601(from_proto(r.expires_at()))}};
   });
   issue->add_option("--user-id", user_id, "the user the token is for (UUID)")->required();
   issue->add_option("--ttl", ttl, "lifetime in seconds (default: identity.token_ttl_seconds)");
+  issue->add_option("--role", roles, "candidate (default), proctor or admin; may be repeated")
+      ->check(CLI::IsMember({"candidate", "proctor", "admin"}));
   issue->add_flag("--raw", raw, "print the bare token, for $(...) in a shell");
 
   auto* verify = cmd.subcommand("verify", "Verify a bearer token and print whose it is", [&] {
@@ -51,6 +58,7 @@ int main(int argc, char** argv) {
     return Json{{"valid", true},
                 {"user_id", r.user_id()},
                 {"algorithm", r.algorithm()},
+                {"roles", std::vector<std::string>(r.roles().begin(), r.roles().end())},
                 {"expires_at", iso8601(from_proto(r.expires_at()))}};
   });
   verify->add_option("--token", token, "the JWT")->required();

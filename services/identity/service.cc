@@ -14,7 +14,8 @@ void answer(v1::IssueTokenResponse* response, const IssuedToken& token, const ch
   response->set_token(token.token);
   response->set_user_id(token.user_id);
   *response->mutable_expires_at() = to_proto(token.expires_at);
-  log::info(event, {{"user_id", token.user_id}, {"expires_at", iso8601(token.expires_at)}});
+  for (const auto& role : token.roles) response->add_roles(role);
+  log::info(event, {{"user_id", token.user_id}, {"roles", token.roles}, {"expires_at", iso8601(token.expires_at)}});
 }
 
 }  // namespace
@@ -47,13 +48,17 @@ grpc::Status IdentityService::VerifyToken(grpc::ServerContext*, const v1::Verify
     response->set_user_id(token.user_id);
     *response->mutable_expires_at() = to_proto(token.expires_at);
     response->set_algorithm(token.algorithm);
+    for (const auto& role : token.roles) response->add_roles(role);
   });
 }
 
 grpc::Status IdentityService::IssueToken(grpc::ServerContext*, const v1::IssueTokenRequest* request,
                                          v1::IssueTokenResponse* response) {
   return handle_rpc([&] {
-    answer(response, issuer_.issue(request->user_id(), std::chrono::seconds(request->ttl_seconds())), "token_issued");
+    answer(response,
+           issuer_.issue(request->user_id(), std::chrono::seconds(request->ttl_seconds()),
+                         {request->roles().begin(), request->roles().end()}),
+           "token_issued");
   });
 }
 

@@ -94,6 +94,22 @@ std::string read_key_file(const std::string& path, std::string_view key) {
   return std::move(*text);
 }
 
+bool known_role(std::string_view role) { return std::find(std::begin(kRoles), std::end(kRoles), role) != std::end(kRoles); }
+
+// The known roles a `roles` claim names, in kRoles' order; candidate when none.
+std::vector<std::string> roles_claim(const Claims& claims) {
+  std::vector<std::string> roles;
+  const auto it = claims.find("roles");
+  if (it != claims.end()) {
+    if (!it->is_array() || !std::all_of(it->begin(), it->end(), [](const Claims& r) { return r.is_string(); }))
+      reject("malformed_roles", "Token claim 'roles' is not a list of strings");
+    for (std::string_view role : kRoles)
+      if (std::find(it->begin(), it->end(), role) != it->end()) roles.emplace_back(role);
+  }
+  if (roles.empty()) roles.emplace_back("candidate");
+  return roles;
+}
+
 std::optional<int64_t> numeric_claim(const Claims& claims, const char* name) {
   auto it = claims.find(name);
   if (it == claims.end()) return std::nullopt;
@@ -192,7 +208,7 @@ VerifiedToken TokenVerifier::verify(std::string_view token) const {
   if (!user.is_string() || user.get<std::string>().empty()) reject("missing_user_id", "Token names no user");
   const auto user_id = canonical_uuid(user.get<std::string>());
   if (!user_id) reject("invalid_user_id", "Token user id is not a UUID");
-  return VerifiedToken{*user_id, TimePoint(std::chrono::seconds(*exp)), algorithm};
+  return VerifiedToken{*user_id, TimePoint(std::chrono::seconds(*exp)), algorithm, roles_claim(claims)};
 }
 
 TokenIssuer::TokenIssuer(const TokenPolicy& policy, std::chrono::seconds default_ttl, std::chrono::seconds max_ttl,
@@ -204,7 +220,8 @@ TokenIssuer::TokenIssuer(const TokenPolicy& policy, std::chrono::seconds default
   dev_sign_in_ = policy.dev_sign_in;
 }
 
-IssuedToken TokenIssuer::issue(std::string_view user_id, std::chrono::seconds ttl) const {
+IssuedToken TokenIssuer::issue(std::string_view user_id, std::chrono::seconds ttl,
+                               std::vector<std::string> roles) const {
   if (!dev_sign_in_)
     throw Error("TOKEN_ISSUING_DISABLED",
                 "Token issuing is disabled: the development sign-in is off (identity.dev_sign_in)");
@@ -216,17 +233,23 @@ IssuedToken TokenIssuer::issue(std::string_view user_id, std::chrono::seconds tt
   if (ttl.count() < 0 || ttl > max_ttl_)
     throw Error("INVALID_ARGUMENT", "ttl must be between 1 and " + std::to_string(max_ttl_.count()) + " seconds",
                 Json{{"field", "ttl_seconds"}});
-  return sign(user, ttl, secret_);
+  for (const auto& role : roles)
+    if (!known_role(role))
+      throw Error("INVALID_ARGUMENT", "roles: '" + role + "' is not one of candidate, proctor, admin",
+                  Json{{"field", "roles"}});
+  if (roles.empty()) roles.emplace_back("candidate");
+  return sign(user, roles, ttl, secret_);
 }
 
 IssuedToken TokenIssuer::refresh(const VerifiedToken& token) const {
   if (refresh_secret_.empty())
     throw Error("TOKEN_ISSUING_DISABLED",
                 "Token refresh is disabled: identity has no key to sign with (identity.refresh_secret)");
-  return sign(token.user_id, default_ttl_, refresh_secret_);
+  return sign(token.user_id, token.roles, default_ttl_, refresh_secret_);
 }
 
-IssuedToken TokenIssuer::sign(const std::string& user, std::chrono::seconds ttl, const std::string& secret) const {
+IssuedToken TokenIssuer::sign(const std::string& user, const std::vector<std::string>& roles, std::chrono::seconds ttl,
+                              const std::string& secret) const {
   const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(clock_.now().time_since_epoch()).count();
   const int64_t exp = now + ttl.count();
   jwt_t* raw = nullptr;
@@ -238,11 +261,12 @@ IssuedToken TokenIssuer::sign(const std::string& user, std::chrono::seconds ttl,
   rc |= jwt_add_grant(raw, "jti", new_uuid().c_str());
   if (!issuer_.empty()) rc |= jwt_add_grant(raw, "iss", issuer_.c_str());
   if (!audience_.empty()) rc |= jwt_add_grant(raw, "aud", audience_.c_str());
+  rc |= jwt_add_grants_json(raw, compact_json(Json{{"roles", roles}}).c_str());
   rc |= jwt_set_alg(raw, JWT_ALG_HS256, reinterpret_cast<const unsigned char*>(secret.data()),
                     static_cast<int>(secret.size()));
   char* encoded = rc == 0 ? jwt_encode_str(raw) : nullptr;
   if (!encoded) throw Error("INTERNAL_ERROR", "cannot sign a token");
-  IssuedToken out{encoded, user, TimePoint(std::chrono::seconds(exp))};
+  IssuedToken out{encoded, user, TimePoint(std::chrono::seconds(exp)), roles};
   free(encoded);
   return out;
 }

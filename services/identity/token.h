@@ -35,10 +35,15 @@ struct TokenPolicy {
   static TokenPolicy from_config(const Config& config);
 };
 
+// What a token's `roles` claim may grant; a token that names none of them is
+// a candidate's.
+inline constexpr std::string_view kRoles[] = {"candidate", "proctor", "admin"};
+
 struct VerifiedToken {
   std::string user_id;  // canonical UUID from `sub` or `user_id`
   TimePoint expires_at;
   std::string algorithm;
+  std::vector<std::string> roles;  // from kRoles, at least one
 };
 
 class TokenVerifier final {
@@ -47,7 +52,8 @@ class TokenVerifier final {
 
   // Throws Error UNAUTHENTICATED with details.reason (malformed,
   // algorithm_not_accepted, bad_signature, missing_exp, expired, not_yet_valid,
-  // issued_in_future, wrong_issuer, wrong_audience, missing_user_id, invalid_user_id).
+  // issued_in_future, wrong_issuer, wrong_audience, missing_user_id, invalid_user_id,
+  // malformed_roles: `roles` not a list of strings).
   VerifiedToken verify(std::string_view token) const;
 
  private:
@@ -61,6 +67,7 @@ struct IssuedToken {
   std::string token;
   std::string user_id;
   TimePoint expires_at;
+  std::vector<std::string> roles;
 };
 
 // Development tokens: HS256 with the configured secret; and refreshed ones.
@@ -69,18 +76,20 @@ class TokenIssuer final {
   TokenIssuer(const TokenPolicy& policy, std::chrono::seconds default_ttl, std::chrono::seconds max_ttl,
               const Clock& clock);
 
-  // ttl 0 means the default. Throws TOKEN_ISSUING_DISABLED unless the
-  // development sign-in is on (identity.dev_sign_in) with a secret,
-  // INVALID_IDENTITY for a bad user id, INVALID_ARGUMENT for a bad ttl.
-  IssuedToken issue(std::string_view user_id, std::chrono::seconds ttl) const;
+  // ttl 0 means the default; no roles: candidate. Throws
+  // TOKEN_ISSUING_DISABLED unless the development sign-in is on
+  // (identity.dev_sign_in) with a secret, INVALID_IDENTITY for a bad user id,
+  // INVALID_ARGUMENT for a bad ttl or a role not in kRoles.
+  IssuedToken issue(std::string_view user_id, std::chrono::seconds ttl, std::vector<std::string> roles = {}) const;
 
-  // A new token of the default lifetime for a verified one's user, signed
+  // A new token of the default lifetime for a verified one's user and roles, signed
   // with the development secret or else the refresh secret;
   // TOKEN_ISSUING_DISABLED with neither.
   IssuedToken refresh(const VerifiedToken& token) const;
 
  private:
-  IssuedToken sign(const std::string& user_id, std::chrono::seconds ttl, const std::string& secret) const;
+  IssuedToken sign(const std::string& user_id, const std::vector<std::string>& roles, std::chrono::seconds ttl,
+                   const std::string& secret) const;
 
   bool dev_sign_in_ = false;
 

@@ -55,8 +55,8 @@ int main(int argc, char** argv) {
   transition->add_flag("--auto-provision", auto_provision, "creating: let the platform provision it by itself");
   transition
       ->add_option("--termination-reason", termination_reason, "terminated: submitted, time_expired, admin (default), "
-                                                                "abandoned or environment_lost")
-      ->check(CLI::IsMember({"submitted", "time_expired", "admin", "abandoned", "environment_lost"}));
+                                                                "abandoned, environment_lost or proctor_terminated")
+      ->check(CLI::IsMember({"submitted", "time_expired", "admin", "abandoned", "environment_lost", "proctor_terminated"}));
   transition->add_option("--failure-class", failure_class, "failed: init, runtime, access or infra (default)")
       ->check(CLI::IsMember({"init", "runtime", "access", "infra"}));
 

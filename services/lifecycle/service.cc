@@ -116,7 +116,7 @@ grpc::Status LifecycleService::Transition(grpc::ServerContext*, const v1::Transi
     t.to = required_state(request->to(), "to");
     t.reason = request->reason();
     t.termination_reason =
-        checked_enum<TerminationReason>(request->termination_reason(), 5, "termination_reason");
+        checked_enum<TerminationReason>(request->termination_reason(), 6, "termination_reason");
     t.failure_class = checked_enum<FailureClass>(request->failure_class(), 4, "failure_class");
     t.actor = request->actor();
     if (request->expected_from() != v1::SESSION_STATE_UNSPECIFIED)
@@ -145,6 +145,7 @@ grpc::Status LifecycleService::ListSessions(grpc::ServerContext*, const v1::List
     if (request->has_state_entered_before()) f.state_entered_before = from_proto(request->state_entered_before());
     f.limit = request->limit() == 0 ? 100 : request->limit();
     f.soonest_deadline_first = request->soonest_deadline_first();
+    f.exam_id = request->exam_id();
     const TimePoint now = clock_.now();
     for (const Session& s : store_.list(f)) fill(response->add_sessions(), s, now);
   });

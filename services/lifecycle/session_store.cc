@@ -247,10 +247,12 @@ std::vector<Session> SessionStore::list(const SessionFilter& filter) {
           " FROM sessions WHERE ($1::uuid IS NULL OR user_id = $1::uuid)"
           " AND ($2::text[] IS NULL OR state = ANY($2::text[]))"
           " AND ($3::timestamptz IS NULL OR deadline <= $3::timestamptz)"
-          " AND ($4::timestamptz IS NULL OR updated_at <= $4::timestamptz)" +
+          " AND ($4::timestamptz IS NULL OR updated_at <= $4::timestamptz)"
+          " AND ($6::text IS NULL OR exam_id = $6::text)" +
           (filter.soonest_deadline_first ? " ORDER BY deadline ASC LIMIT $5" : " ORDER BY created_at DESC LIMIT $5"),
       {user, filter.states.empty() ? std::optional<std::string>() : state_array(filter.states),
-       sql_time(filter.deadline_before), sql_time(filter.state_entered_before), filter.limit});
+       sql_time(filter.deadline_before), sql_time(filter.state_entered_before), filter.limit,
+       filter.exam_id.empty() ? std::nullopt : std::optional(filter.exam_id)});
   std::vector<Session> out;
   for (int i = 0; i < r.rows(); ++i) out.push_back(read_session(r, i));
   return out;

@@ -82,6 +82,7 @@ struct SessionFilter {
   std::optional<TimePoint> state_entered_before;
   int limit = 100;
   bool soonest_deadline_first = false;  // else newest first
+  std::string exam_id{};                 // empty: every exam
 };
 
 class SessionStore final {

@@ -7,8 +7,8 @@ namespace examiso::lifecycle {
 namespace {
 
 constexpr std::array<std::string_view, 6> kStates{"created", "initializing", "ready", "running", "terminated", "failed"};
-constexpr std::array<std::string_view, 6> kTerminationReasons{"",          "submitted", "time_expired",
-                                                              "admin",     "abandoned", "environment_lost"};
+constexpr std::array<std::string_view, 7> kTerminationReasons{
+    "", "submitted", "time_expired", "admin", "abandoned", "environment_lost", "proctor_terminated"};
 constexpr std::array<std::string_view, 5> kFailureClasses{"", "init", "runtime", "access", "infra"};
 
 template <class E, size_t N>

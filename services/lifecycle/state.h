@@ -8,7 +8,7 @@
 namespace examiso::lifecycle {
 
 enum class State { created, initializing, ready, running, terminated, failed };
-enum class TerminationReason { none, submitted, time_expired, admin, abandoned, environment_lost };
+enum class TerminationReason { none, submitted, time_expired, admin, abandoned, environment_lost, proctor_terminated };
 enum class FailureClass { none, init, runtime, access, infra };
 
 std::string_view name(State s);

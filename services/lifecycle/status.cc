@@ -29,6 +29,7 @@ const char* termination_message(TerminationReason r) {
     case TerminationReason::time_expired: return "Your exam time has expired";
     case TerminationReason::abandoned: return "Your session was closed because the exam was not started in time";
     case TerminationReason::environment_lost: return "Your exam ended because its environment was lost";
+    case TerminationReason::proctor_terminated: return "Your exam was ended by a proctor";
     default: return "Your exam was ended by an administrator";
   }
 }

@@ -48,13 +48,22 @@ TEST(TrustedProxies, BelieveOnlyTheNearestHopsOfTrustedProxies) {
 
 TEST(TokenCache, KeepsOnlySuccessesAndNeverPastTheirExpiry) {
   TokenCache cache(std::chrono::seconds(30));
-  EXPECT_FALSE(cache.user("t"));
-  cache.remember("t", "u", std::chrono::system_clock::now() + std::chrono::hours(1));
-  EXPECT_EQ(cache.user("t"), "u");
+  EXPECT_FALSE(cache.caller("t"));
+  cache.remember("t", {"u", {"proctor"}}, std::chrono::system_clock::now() + std::chrono::hours(1));
+  ASSERT_TRUE(cache.caller("t"));
+  EXPECT_EQ(cache.caller("t")->user_id, "u");
+  EXPECT_TRUE(cache.caller("t")->staff()) << "the roles are kept with the user";
   cache.forget("t");
-  EXPECT_FALSE(cache.user("t"));
-  cache.remember("old", "u", std::chrono::system_clock::now() - std::chrono::seconds(1));
-  EXPECT_FALSE(cache.user("old"));
+  EXPECT_FALSE(cache.caller("t"));
+  cache.remember("old", {"u", {"candidate"}}, std::chrono::system_clock::now() - std::chrono::seconds(1));
+  EXPECT_FALSE(cache.caller("old"));
+}
+
+TEST(Caller, IsStaffOnlyAsProctorOrAdmin) {
+  EXPECT_FALSE((Caller{"u", {"candidate"}}.staff()));
+  EXPECT_FALSE((Caller{"u", {}}.staff()));
+  EXPECT_TRUE((Caller{"u", {"candidate", "proctor"}}.staff()));
+  EXPECT_TRUE((Caller{"u", {"admin"}}.staff()));
 }
 
 // Several gateway threads at once (TSan watches this one).
@@ -68,8 +77,8 @@ TEST(Limits, AreSafeFromManyThreads) {
         const std::string key = std::to_string((t + i) % 16);
         limiter.allow(key);
         limiter.exhausted(key);
-        cache.remember(key, "u" + key, std::chrono::system_clock::now() + std::chrono::minutes(1));
-        cache.user(key);
+        cache.remember(key, {"u" + key, {"candidate"}}, std::chrono::system_clock::now() + std::chrono::minutes(1));
+        cache.caller(key);
         if (i % 100 == 0) cache.forget(key);
       }
     });

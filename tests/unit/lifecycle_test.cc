@@ -425,6 +425,13 @@ TEST_F(LifecycleTest, ListsByUserStateAndTime) {
   ASSERT_EQ(due.size(), 1u);
   EXPECT_EQ(due[0].session_id, running.session_id);
   EXPECT_TRUE(store_->list({"", {State::running}, clock_.now(), {}, 10}).empty());
+  // One exam's room (the staff console's list).
+  SessionFilter of_exam{"", {}, {}, {}, 100, false, running.exam_id};
+  const auto room = store_->list(of_exam);
+  ASSERT_FALSE(room.empty());
+  for (const auto& s : room) EXPECT_EQ(s.exam_id, running.exam_id);
+  of_exam.exam_id = "00000000-0000-4000-8000-00000000dead";
+  EXPECT_TRUE(store_->list(of_exam).empty());
 }
 
 class CatalogTest : public ::testing::Test {

@@ -254,6 +254,44 @@ TEST_F(TokenTest, IssuesTokensThatVerify) {
   EXPECT_THROW(issuer.issue(kUser, std::chrono::seconds(86401)), Error);
 }
 
+// Roles: from the `roles` claim (an identity provider's, or one identity
+// issued); a token naming none is a candidate's, unknown names are ignored,
+// and a claim that is not a list of strings refuses the token. Refreshing
+// keeps them; issuing takes only the three known.
+TEST_F(TokenTest, CarriesRolesFromTheRolesClaim) {
+  const auto p = policy({"HS256", "RS256"});
+  TokenVerifier verifier(p, clock_);
+  const auto roles_of = [&](const Json& roles) {
+    Json c = claims();
+    if (!roles.is_null()) c["roles"] = roles;
+    return verifier.verify(sign(JWT_ALG_RS256, rsa_->private_pem, c)).roles;
+  };
+  using Roles = std::vector<std::string>;
+  EXPECT_EQ(roles_of(Json()), Roles{"candidate"});
+  EXPECT_EQ(roles_of(Json::array({"proctor"})), Roles{"proctor"});
+  EXPECT_EQ(roles_of(Json::array({"admin", "proctor", "superuser"})), (Roles{"proctor", "admin"}));
+  EXPECT_EQ(roles_of(Json::array({"root"})), Roles{"candidate"});
+  for (const Json& bad : {Json("admin"), Json::array({1}), Json{{"admin", true}}}) {
+    Json c = claims();
+    c["roles"] = bad;
+    EXPECT_EQ(outcome(p, sign(JWT_ALG_HS256, kSecret, c)), "malformed_roles") << bad.dump();
+  }
+
+  TokenIssuer issuer(p, std::chrono::seconds(3600), std::chrono::seconds(86400), clock_);
+  const IssuedToken proctor = issuer.issue(kUser, std::chrono::seconds(0), {"proctor"});
+  EXPECT_EQ(proctor.roles, Roles{"proctor"});
+  EXPECT_EQ(verifier.verify(proctor.token).roles, Roles{"proctor"});
+  EXPECT_EQ(verifier.verify(issuer.refresh(verifier.verify(proctor.token)).token).roles, Roles{"proctor"});
+  EXPECT_EQ(verifier.verify(issuer.issue(kUser, std::chrono::seconds(0)).token).roles, Roles{"candidate"});
+  try {
+    issuer.issue(kUser, std::chrono::seconds(0), {"superuser"});
+    FAIL() << "issued an unknown role";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), "INVALID_ARGUMENT");
+    EXPECT_EQ(e.details().value("field", ""), "roles");
+  }
+}
+
 TEST_F(TokenTest, RefusesToIssueWithoutASecret) {
   TokenIssuer issuer(policy({"RS256"}), std::chrono::seconds(3600), std::chrono::seconds(86400), clock_);
   try {

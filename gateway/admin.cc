@@ -1,0 +1,136 @@
+// The staff API (/v1/admin/...): proctors and administrators see the room and
+// act on a session. The access service decides every request from the token's
+// roles and logs it like any other decision; a candidate gets 403 here.
+#include <algorithm>
+#include <cctype>
+
+#include "common/identity.h"
+#include "common/proto_names.h"
+#include "common/uuid.h"
+#include "gateway/api.h"
+
+namespace examiso::gateway {
+namespace {
+
+constexpr int kDefaultRoomSize = 1000, kMostRoomSize = 10000;
+constexpr size_t kMostReasonBytes = 1000;
+
+Json session_json(const v1::Session& x) {
+  return Json{{"session_id", x.session_id()},
+              {"user_id", x.user_id()},
+              {"exam_id", x.exam_id()},
+              {"lifecycle_state", state_name(x.state())},
+              {"termination_reason", x.termination_reason() ? Json(termination_reason_name(x.termination_reason())) : Json()},
+              {"reason", x.reason()},
+              {"created_at", time_json(x.has_created_at(), x.created_at())},
+              {"started_at", time_json(x.has_started_at(), x.started_at())},
+              {"deadline", time_json(x.has_deadline(), x.deadline())},
+              {"terminated_at", time_json(x.has_terminated_at(), x.terminated_at())},
+              {"remaining_seconds", x.remaining_seconds()}};
+}
+
+// A query parameter, or "" when absent.
+std::string query(const HttpRequest& r, const std::string& key) {
+  const auto it = r.query.find(key);
+  return it == r.query.end() ? "" : it->second;
+}
+
+}  // namespace
+
+// GET /v1/admin/sessions?exam_id=&state=&limit=: the room, newest first.
+void Api::admin_list_sessions(const std::shared_ptr<Context>& c) {
+  v1::ListSessionsRequest request;
+  const std::string exam = query(c->request, "exam_id"), state = query(c->request, "state"),
+                    limit = query(c->request, "limit");
+  if (!exam.empty() && !is_uuid(exam))
+    return c->fail(Error("INVALID_ARGUMENT", "exam_id must be an exam's UUID", Json{{"field", "exam_id"}}));
+  request.set_exam_id(exam);
+  if (!state.empty()) {
+    const auto s = parse_state_name(state);
+    if (!s)
+      return c->fail(Error("INVALID_ARGUMENT",
+                           "state must be created, initializing, ready, running, terminated or failed",
+                           Json{{"field", "state"}}));
+    request.add_states(*s);
+  }
+  int size = kDefaultRoomSize;
+  if (!limit.empty()) {
+    const bool digits = limit.size() <= 5 && std::all_of(limit.begin(), limit.end(), ::isdigit);
+    size = digits ? std::stoi(limit) : 0;
+    if (size < 1 || size > kMostRoomSize)
+      return c->fail(Error("INVALID_ARGUMENT", "limit must be between 1 and " + std::to_string(kMostRoomSize),
+                           Json{{"field", "limit"}}));
+  }
+  request.set_limit(size);
+  authorize(c, v1::ACCESS_TYPE_STAFF_VIEW, [this, c, request = std::move(request)]() mutable {
+    respond_sessions(c, std::move(request), session_json);
+  });
+}
+
+// GET /v1/admin/sessions/{id}: the session, its transitions (oldest first)
+// and the access decisions about it (newest first).
+void Api::admin_get_session(const std::shared_ptr<Context>& c) {
+  authorize(c, v1::ACCESS_TYPE_STAFF_VIEW, [this, c] {
+    v1::GetSessionRequest request;
+    request.set_session_id(c->session_id);
+    auto session = backends_.call<v1::GetSessionRequest, v1::Session>(std::move(request));
+    backends_.lifecycle()->GetSession(&session->context, &session->request, &session->response, [this, c, session](
+                                                                                                    grpc::Status s) {
+      if (!s.ok()) return c->fail(backends_.error(s, "lifecycle"));
+      v1::ListTransitionsRequest t;
+      t.set_session_id(c->session_id);
+      auto history = backends_.call<v1::ListTransitionsRequest, v1::ListTransitionsResponse>(std::move(t));
+      backends_.lifecycle()->ListTransitions(&history->context, &history->request, &history->response, [this, c, session,
+                                                                                                          history](
+                                                                                                             grpc::Status
+                                                                                                                 hs) {
+        if (!hs.ok()) return c->fail(backends_.error(hs, "lifecycle"));
+        v1::ListAccessLogRequest a;
+        a.set_session_id(c->session_id);
+        a.set_limit(200);
+        auto log = backends_.call<v1::ListAccessLogRequest, v1::ListAccessLogResponse>(std::move(a));
+        backends_.access()->ListAccessLog(&log->context, &log->request, &log->response, [this, c, session, history,
+                                                                                           log](grpc::Status ls) {
+          if (!ls.ok()) return c->fail(backends_.error(ls, "access"));
+          Json transitions = Json::array(), decisions = Json::array();
+          for (const auto& x : history->response.transitions())
+            transitions.push_back(Json{{"from_state", x.from_state() ? Json(state_name(x.from_state())) : Json()},
+                                       {"to_state", state_name(x.to_state())},
+                                       {"reason", x.reason()},
+                                       {"termination_reason", x.termination_reason()
+                                                                  ? Json(termination_reason_name(x.termination_reason()))
+                                                                  : Json()},
+                                       {"actor", x.actor()},
+                                       {"at", time_json(x.has_at(), x.at())}});
+          for (const auto& x : log->response.entries())
+            decisions.push_back(Json{{"user_id", x.user_id()},
+                                     {"access_type", access_type_name(x.access_type())},
+                                     {"granted", x.granted()},
+                                     {"denial_reason", x.denial_reason()},
+                                     {"client_ip", x.client_ip()},
+                                     {"at", time_json(x.has_at(), x.at())}});
+          c->respond(ok(Json{{"session", session_json(session->response)},
+                             {"transitions", std::move(transitions)},
+                             {"access_decisions", std::move(decisions)}}));
+        });
+      });
+    });
+  });
+}
+
+// POST /v1/admin/sessions/{id}/terminate {"reason"}: the attempt ends as
+// proctor_terminated, with who and why in its history.
+void Api::admin_terminate(const std::shared_ptr<Context>& c) {
+  const Json body = Json::parse(c->request.body, nullptr, false);
+  if (!body.is_object()) return c->fail(Error("INVALID_JSON", "The request body must be a JSON object"));
+  const Json reason = body.value("reason", Json());
+  if (!reason.is_string() || reason.get<std::string>().empty() || reason.get<std::string>().size() > kMostReasonBytes)
+    return c->fail(Error("INVALID_ARGUMENT",
+                         "reason must be a string of 1 to " + std::to_string(kMostReasonBytes) + " bytes",
+                         Json{{"field", "reason"}}));
+  authorize(c, v1::ACCESS_TYPE_STAFF_ACT, [this, c, reason = reason.get<std::string>()] {
+    end_session(c, v1::TERMINATION_REASON_PROCTOR_TERMINATED, reason, "staff:" + c->user_id);
+  });
+}
+
+}  // namespace examiso::gateway
