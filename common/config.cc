@@ -46,6 +46,9 @@ constexpr std::array kKeys{
               "sessions provisioned at once by this replica (0: this replica does not provision)"},
     ConfigKey{"lifecycle.provision_lease_seconds", "10",
               "a claimed session is left alone by other replicas this long (then taken up again)"},
+    ConfigKey{"lifecycle.max_extension_seconds", "3600",
+              "the most extra time staff may give one session, in all (environment.kube_deadline_grace_seconds "
+              "must cover it)"},
     ConfigKey{"lifecycle.watch_heartbeat_ms", "2000",
               "WatchSession repeats the status (with fresh remaining_seconds) at least this often"},
     ConfigKey{"environment.listen", "127.0.0.1:50053", "where the environment service listens"},
@@ -75,9 +78,10 @@ constexpr std::array kKeys{
     ConfigKey{"environment.kube_ca_file", "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",
               "kubernetes driver: the CA of the API server's certificate"},
     ConfigKey{"environment.kube_timeout_ms", "10000", "kubernetes driver: timeout of each API call"},
-    ConfigKey{"environment.kube_deadline_grace_seconds", "900",
+    ConfigKey{"environment.kube_deadline_grace_seconds", "4500",
               "kubernetes driver: a pod ends this long after its session's deadline at the latest "
-              "(activeDeadlineSeconds, a backstop should cleanup fail)"},
+              "(activeDeadlineSeconds, a backstop should cleanup fail; Kubernetes never lengthens it, so it "
+              "covers the most extra time staff may give, lifecycle.max_extension_seconds)"},
     ConfigKey{"environment.kube_unstarted_seconds", "3600",
               "kubernetes driver: how long a pod may wait for its exam's clock to start, beyond the exam's duration"},
     ConfigKey{"environment.warm_pool_size", "2",

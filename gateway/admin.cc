@@ -3,6 +3,8 @@
 // roles and logs it like any other decision; a candidate gets 403 here.
 #include <algorithm>
 #include <cctype>
+#include <functional>
+#include <optional>
 
 #include "common/identity.h"
 #include "common/proto_names.h"
@@ -26,7 +28,19 @@ Json session_json(const v1::Session& x) {
               {"started_at", time_json(x.has_started_at(), x.started_at())},
               {"deadline", time_json(x.has_deadline(), x.deadline())},
               {"terminated_at", time_json(x.has_terminated_at(), x.terminated_at())},
-              {"remaining_seconds", x.remaining_seconds()}};
+              {"remaining_seconds", x.remaining_seconds()},
+              {"extended_seconds", x.extended_seconds()}};
+}
+
+// The request body's "reason": 1 to kMostReasonBytes bytes, or nullopt
+// (the request has failed).
+std::optional<std::string> reason_of(const Json& body, const std::function<void(const Error&)>& fail) {
+  const Json reason = body.is_object() ? body.value("reason", Json()) : Json();
+  if (reason.is_string() && !reason.get<std::string>().empty() && reason.get<std::string>().size() <= kMostReasonBytes)
+    return reason.get<std::string>();
+  fail(Error("INVALID_ARGUMENT", "reason must be a string of 1 to " + std::to_string(kMostReasonBytes) + " bytes",
+             Json{{"field", "reason"}}));
+  return std::nullopt;
 }
 
 // A query parameter, or "" when absent.
@@ -94,7 +108,9 @@ void Api::admin_get_session(const std::shared_ptr<Context>& c) {
           if (!ls.ok()) return c->fail(backends_.error(ls, "access"));
           Json transitions = Json::array(), decisions = Json::array();
           for (const auto& x : history->response.transitions())
-            transitions.push_back(Json{{"from_state", x.from_state() ? Json(state_name(x.from_state())) : Json()},
+            transitions.push_back(Json{{"kind", x.kind()},
+                                       {"seconds", x.seconds()},
+                                       {"from_state", x.from_state() ? Json(state_name(x.from_state())) : Json()},
                                        {"to_state", state_name(x.to_state())},
                                        {"reason", x.reason()},
                                        {"termination_reason", x.termination_reason()
@@ -123,13 +139,36 @@ void Api::admin_get_session(const std::shared_ptr<Context>& c) {
 void Api::admin_terminate(const std::shared_ptr<Context>& c) {
   const Json body = Json::parse(c->request.body, nullptr, false);
   if (!body.is_object()) return c->fail(Error("INVALID_JSON", "The request body must be a JSON object"));
-  const Json reason = body.value("reason", Json());
-  if (!reason.is_string() || reason.get<std::string>().empty() || reason.get<std::string>().size() > kMostReasonBytes)
-    return c->fail(Error("INVALID_ARGUMENT",
-                         "reason must be a string of 1 to " + std::to_string(kMostReasonBytes) + " bytes",
-                         Json{{"field", "reason"}}));
-  authorize(c, v1::ACCESS_TYPE_STAFF_ACT, [this, c, reason = reason.get<std::string>()] {
+  const auto reason = reason_of(body, [c](const Error& e) { c->fail(e); });
+  if (!reason) return;
+  authorize(c, v1::ACCESS_TYPE_STAFF_ACT, [this, c, reason = *reason] {
     end_session(c, v1::TERMINATION_REASON_PROCTOR_TERMINATED, reason, "staff:" + c->user_id);
+  });
+}
+
+// POST /v1/admin/sessions/{id}/extend {"seconds", "reason"}: more time. The
+// deadline moves for everyone who keeps it (the candidate's countdown and
+// terminal follow through the session's status stream, cleanup reads it).
+void Api::admin_extend(const std::shared_ptr<Context>& c) {
+  const Json body = Json::parse(c->request.body, nullptr, false);
+  if (!body.is_object()) return c->fail(Error("INVALID_JSON", "The request body must be a JSON object"));
+  const Json seconds = body.value("seconds", Json());
+  if (!seconds.is_number_integer() || seconds.get<int64_t>() < 1)
+    return c->fail(Error("INVALID_ARGUMENT", "seconds must be a whole number, 1 or more", Json{{"field", "seconds"}}));
+  const auto reason = reason_of(body, [c](const Error& e) { c->fail(e); });
+  if (!reason) return;
+  v1::ExtendSessionRequest request;
+  request.set_seconds(seconds.get<int64_t>());
+  request.set_reason(*reason);
+  authorize(c, v1::ACCESS_TYPE_STAFF_ACT, [this, c, request = std::move(request)]() mutable {
+    request.set_session_id(c->session_id);
+    request.set_actor("staff:" + c->user_id);
+    auto call = backends_.call<v1::ExtendSessionRequest, v1::Session>(std::move(request));
+    backends_.lifecycle()->ExtendSession(&call->context, &call->request, &call->response,
+                                         [this, c, call](grpc::Status s) {
+                                           if (!s.ok()) return c->fail(backends_.error(s, "lifecycle"));
+                                           c->respond(ok(session_json(call->response)));
+                                         });
   });
 }
 

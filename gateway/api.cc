@@ -57,6 +57,7 @@ const std::vector<Route>& Api::routes() {
       {"GET", "/v1/admin/sessions"},
       {"GET", "/v1/admin/sessions/{id}"},
       {"POST", "/v1/admin/sessions/{id}/terminate"},
+      {"POST", "/v1/admin/sessions/{id}/extend"},
   };
   return r;
 }
@@ -157,6 +158,7 @@ void Api::dispatch(const std::shared_ptr<Context>& c) {
     if (key == "GET /v1/admin/sessions") return admin_list_sessions(c);
     if (key == "GET /v1/admin/sessions/{id}") return admin_get_session(c);
     if (key == "POST /v1/admin/sessions/{id}/terminate") return admin_terminate(c);
+    if (key == "POST /v1/admin/sessions/{id}/extend") return admin_extend(c);
     c->fail(Error("NOT_FOUND", "No such endpoint"));
   });
 }

@@ -17,7 +17,7 @@ int main(int argc, char** argv) {
     const auto catalog = lifecycle::ExamCatalog::load(config.str("lifecycle.exam_catalog"));
     PgPool pool(pool_options(config, "examiso-lifecycle"));
     if (!migrate_when_ready(pool, "lifecycle", lifecycle_migrations())) return;
-    lifecycle::SessionStore store(pool, catalog, clock);
+    lifecycle::SessionStore store(pool, catalog, clock, config.integer("lifecycle.max_extension_seconds"));
     lifecycle::SessionWatchHub hub(config.str("database.url"), &store);
     lifecycle::LifecycleService service(store, catalog, hub, clock,
                                         std::chrono::milliseconds(config.integer("lifecycle.watch_heartbeat_ms")));

@@ -54,6 +54,7 @@ void fill(v1::Session* out, const Session& s, TimePoint now) {
   *out->mutable_updated_at() = to_proto(s.updated_at);
   out->set_remaining_seconds(remaining_seconds(s, now));
   out->set_version(s.version);
+  out->set_extended_seconds(s.extended_seconds);
   *out->mutable_provisioning_deadline() = to_proto(s.created_at + std::chrono::seconds(s.provisioning_timeout_seconds));
 }
 
@@ -327,6 +328,14 @@ void LifecycleService::run_watches() {
   }
 }
 
+grpc::Status LifecycleService::ExtendSession(grpc::ServerContext*, const v1::ExtendSessionRequest* request,
+                                             v1::Session* response) {
+  return handle_rpc([&] {
+    fill(response, store_.extend({request->session_id(), request->seconds(), request->reason(), request->actor()}),
+         clock_.now());
+  });
+}
+
 grpc::Status LifecycleService::ListTransitions(grpc::ServerContext*, const v1::ListTransitionsRequest* request,
                                                v1::ListTransitionsResponse* response) {
   return handle_rpc([&] {
@@ -339,6 +348,8 @@ grpc::Status LifecycleService::ListTransitions(grpc::ServerContext*, const v1::L
       t->set_failure_class(proto_enum(h.failure_class));
       t->set_actor(h.actor);
       *t->mutable_at() = to_proto(h.at);
+      t->set_kind(h.kind);
+      t->set_seconds(h.seconds);
     }
   });
 }

@@ -22,7 +22,7 @@ const std::string& session_columns() {
       "auto_provision, duration_seconds, provisioning_timeout_seconds, " +
       micros("created_at") + ", " + micros("updated_at") + ", " + micros("initializing_at") + ", " +
       micros("ready_at") + ", " + micros("started_at") + ", " + micros("terminated_at") + ", " + micros("deadline") +
-      ", version";
+      ", version, extended_seconds";
   return columns;
 }
 
@@ -47,6 +47,7 @@ Session read_session(const PgResult& r, int row) {
   s.terminated_at = r.time(row, 16);
   s.deadline = r.time(row, 17);
   s.version = r.integer(row, 18);
+  s.extended_seconds = r.integer(row, 19);
   return s;
 }
 
@@ -184,6 +185,56 @@ TransitionResult SessionStore::transition(const TransitionRequest& request) {
   return result;
 }
 
+Session SessionStore::extend(const ExtendRequest& request) {
+  const std::string session_id = require_uuid("exam_session_id", request.session_id);
+  if (request.seconds < 1 || request.seconds > max_extension_seconds_)
+    throw Error("INVALID_ARGUMENT", "seconds must be between 1 and " + std::to_string(max_extension_seconds_),
+                Json{{"field", "seconds"}});
+  if (request.reason.empty() || request.reason.size() > kMaxReason)
+    throw Error("INVALID_ARGUMENT", "reason must be 1 to " + std::to_string(kMaxReason) + " bytes",
+                Json{{"field", "reason"}});
+  if (request.actor.size() > kMaxActor) throw Error("INVALID_ARGUMENT", "actor is too long", Json{{"field", "actor"}});
+  auto conn = pool_.acquire();
+  // One statement: the row, its history and the news of it, as a transition.
+  // The session's duration grows too, so that one not started yet starts
+  // with the time it was given.
+  static const std::string sql =
+      "WITH upd AS ("
+      " UPDATE sessions SET duration_seconds = duration_seconds + $2, extended_seconds = extended_seconds + $2,"
+      "  deadline = CASE WHEN state = 'running' THEN deadline + make_interval(secs => $2) ELSE deadline END,"
+      "  version = version + 1"
+      " WHERE session_id = $1 AND state IN ('created', 'initializing', 'ready', 'running')"
+      "  AND NOT (state = 'running' AND deadline <= $5::timestamptz) AND extended_seconds + $2 <= $6 RETURNING *),"
+      " hist AS (INSERT INTO session_transitions (session_id, from_state, to_state, reason, actor, at, kind, seconds)"
+      "  SELECT session_id, state, state, $3, $4, $5::timestamptz, 'extend', $2 FROM upd)"
+      " SELECT " + session_columns() + ", pg_notify('" + std::string(kChangeChannel) + "', session_id::text) FROM upd";
+  const PgResult r =
+      conn->exec_prepared(sql, {session_id, request.seconds, request.reason, request.actor.empty() ? "unknown" : request.actor,
+                                sql_time(clock_.now()), max_extension_seconds_});
+  if (r.rows() == 0) {
+    const PgResult current = conn->exec(
+        "SELECT state, deadline <= $2::timestamptz, extended_seconds FROM sessions WHERE session_id = $1",
+        {session_id, sql_time(clock_.now())});
+    if (current.rows() == 0) throw Error("SESSION_NOT_FOUND", "Session not found", Json{{"session_id", session_id}});
+    const State state = parse_state(current.text(0, 0)).value_or(State::failed);
+    const bool time_up = state == State::running && !current.null(0, 1) && current.boolean(0, 1);
+    if (state == State::terminated || state == State::failed || time_up)
+      throw Error("INVALID_TRANSITION", "The session has ended: it cannot be given more time",
+                  Json{{"current_state", name(state)}});
+    throw Error("INVALID_ARGUMENT",
+                "A session may be given " + std::to_string(max_extension_seconds_) + " s more in all; it was given " +
+                    std::to_string(current.integer(0, 2)) + " s already",
+                Json{{"field", "seconds"}});
+  }
+  Session s = read_session(r, 0);
+  forget(session_id);
+  log::info("session_extended", {{"session_id", session_id},
+                                 {"seconds", request.seconds},
+                                 {"extended_seconds", s.extended_seconds},
+                                 {"actor", request.actor}});
+  return s;
+}
+
 void SessionStore::transition_refused(PgConnection& conn, const std::string& session_id, State to) {
   const PgResult current = conn.exec("SELECT state, deadline <= $2::timestamptz FROM sessions WHERE session_id = $1",
                                      {session_id, sql_time(clock_.now())});
@@ -263,7 +314,7 @@ std::vector<HistoryEntry> SessionStore::history(std::string_view session_id) {
   auto conn = pool_.acquire();
   const PgResult r = conn->exec(
       "SELECT from_state, to_state, coalesce(reason, ''), coalesce(termination_reason, ''),"
-      " coalesce(failure_class, ''), actor, " + micros("at") +
+      " coalesce(failure_class, ''), actor, " + micros("at") + ", kind, coalesce(seconds, 0)"
           " FROM session_transitions WHERE session_id = $1 ORDER BY id",
       {id});
   if (r.rows() == 0) throw Error("SESSION_NOT_FOUND", "Session not found", Json{{"session_id", id}});
@@ -277,6 +328,8 @@ std::vector<HistoryEntry> SessionStore::history(std::string_view session_id) {
     h.failure_class = parse_failure_class(r.text(i, 4)).value_or(FailureClass::none);
     h.actor = r.str(i, 5);
     h.at = *r.time(i, 6);
+    h.kind = r.str(i, 7);
+    h.seconds = r.integer(i, 8);
     out.push_back(std::move(h));
   }
   return out;

@@ -40,6 +40,7 @@ struct Session {
   TimePoint updated_at;  // when it entered `state`
   std::optional<TimePoint> initializing_at, ready_at, started_at, terminated_at, deadline;
   int64_t version = 0;
+  int64_t extended_seconds = 0;  // more time staff gave, in all
 };
 
 struct CreateRequest {
@@ -65,7 +66,16 @@ struct TransitionResult {
   State previous_state = State::created;
 };
 
+struct ExtendRequest {
+  std::string session_id;
+  int64_t seconds = 0;
+  std::string reason;
+  std::string actor;
+};
+
 struct HistoryEntry {
+  std::string kind = "transition";  // or "extend" (`seconds` more time)
+  int64_t seconds = 0;
   std::optional<State> from;  // none for creation
   State to = State::created;
   std::string reason;
@@ -87,8 +97,9 @@ struct SessionFilter {
 
 class SessionStore final {
  public:
-  SessionStore(PgPool& pool, const ExamCatalog& catalog, const Clock& clock)
-      : pool_(pool), catalog_(catalog), clock_(clock) {}
+  // `max_extension_seconds`: the most extra time a session may be given in all.
+  SessionStore(PgPool& pool, const ExamCatalog& catalog, const Clock& clock, int64_t max_extension_seconds = 3600)
+      : pool_(pool), catalog_(catalog), clock_(clock), max_extension_seconds_(max_extension_seconds) {}
 
   // INVALID_IDENTITY, INVALID_EXAM_ID, INVALID_ARGUMENT, ACTIVE_SESSION_EXISTS
   // (details.session_id: the user's active one), SESSION_EXISTS.
@@ -97,6 +108,12 @@ class SessionStore final {
   // INVALID_IDENTITY, INVALID_ARGUMENT, SESSION_NOT_FOUND, INVALID_TRANSITION
   // (details: current_state, requested_state, allowed_transitions).
   TransitionResult transition(const TransitionRequest& request);
+
+  // More time: a running session's deadline moves, an unstarted one's
+  // duration grows. INVALID_IDENTITY, INVALID_ARGUMENT (seconds, reason, past
+  // the most in all), SESSION_NOT_FOUND, INVALID_TRANSITION (ended, or its
+  // time is up).
+  Session extend(const ExtendRequest& request);
 
   // SESSION_NOT_FOUND. `owner`: when set, a copy in memory answers only if the
   // session is this user's (see set_cache); anyone else's costs a database
@@ -128,6 +145,7 @@ class SessionStore final {
   PgPool& pool_;
   const ExamCatalog& catalog_;
   const Clock& clock_;
+  int64_t max_extension_seconds_;
   Cache cache_;
 };
 

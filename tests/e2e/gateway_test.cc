@@ -1109,5 +1109,75 @@ TEST_F(GatewayTest, AProctorEndsAnAttempt) {
   EXPECT_EQ(last["actor"], "staff:" + proctor_user);
 }
 
+// A proctor gives more time: the candidate's terminal hears the new remaining
+// time at once, the gateway's own deadline moves with it (no termination at
+// the old one), and the history keeps who, how much and why.
+TEST_F(GatewayTest, AProctorGivesMoreTime) {
+  const Candidate c = candidate_with_session(kFourSecondExam);
+  auto ws = terminal(c);
+  ASSERT_TRUE(until(*ws, [](const Json& j) { return j.value("type", "") == "status"; }));
+  const std::string proctor_user = new_uuid(), proctor = staff_token("proctor", proctor_user);
+  const std::string path = "/v1/admin/sessions/" + c.session + "/extend";
+  for (const std::string bad : {"", R"({"seconds":0,"reason":"x"})", R"({"seconds":-5,"reason":"x"})",
+                                R"({"seconds":"5","reason":"x"})", R"({"seconds":1.5,"reason":"x"})",
+                                R"({"seconds":5})", R"({"seconds":5,"reason":""})", R"({"seconds":3601,"reason":"x"})"}) {
+    const HttpResult r = testing::http_as(proctor, gw, "POST", path, bad);
+    EXPECT_EQ(r.status, 400) << bad << " " << r.body;
+  }
+  const auto given = std::chrono::steady_clock::now();
+  HttpResult r = testing::http_as(proctor, gw, "POST", path, R"({"seconds":6,"reason":"the room's power went out"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(data_of(r)["extended_seconds"], 6);
+  EXPECT_GE(data_of(r)["remaining_seconds"].get<int>(), 7) << r.body;
+  // Told at once, not at the next heartbeat.
+  const auto told = until(*ws, [](const Json& j) {
+    return j.value("type", "") == "status" && j.value("remaining_seconds", 0) >= 7;
+  }, 2s);
+  ASSERT_TRUE(told) << "the candidate's terminal was not told";
+  EXPECT_LT(std::chrono::steady_clock::now() - given, 1s);
+  // Past the old deadline (four seconds from the start) the terminal still works.
+  std::this_thread::sleep_for(4s);
+  ws->send(R"({"type":"input","data":"echo still-$((6*7))\n"})");
+  EXPECT_TRUE(output_contains(*ws, "still-42", 3s)) << "ended at the old deadline";
+  // And ends at the new one, as time_expired.
+  const auto ended = until(*ws, [](const Json& j) { return j.value("type", "") == "termination"; }, 15s);
+  ASSERT_TRUE(ended);
+  EXPECT_EQ((*ended)["reason"], "time_expired");
+  EXPECT_GE(std::chrono::steady_clock::now() - given, 5s);
+
+  r = testing::http_as(proctor, gw, "POST", path, R"({"seconds":60,"reason":"too late"})");
+  EXPECT_EQ(r.status, 409) << r.body;
+  EXPECT_EQ(code_of(r), "INVALID_TRANSITION");
+  r = testing::http_as(proctor, gw, "GET", "/v1/admin/sessions/" + c.session);
+  const Json history = data_of(r)["transitions"];
+  Json extension;
+  for (const auto& t : history)
+    if (t["kind"] == "extend") extension = t;
+  ASSERT_FALSE(extension.is_null()) << history.dump();
+  EXPECT_EQ(extension["seconds"], 6);
+  EXPECT_EQ(extension["reason"], "the room's power went out");
+  EXPECT_EQ(extension["actor"], "staff:" + proctor_user);
+  EXPECT_EQ(extension["from_state"], "running");
+}
+
+// More time in all than lifecycle.max_extension_seconds is refused, whatever
+// the steps; a session not started yet starts with the time it was given.
+TEST_F(GatewayTest, MoreTimeHasALimitAndCountsBeforeTheStart) {
+  const Candidate c = candidate_with_session();
+  const std::string proctor = staff_token("admin");
+  const std::string path = "/v1/admin/sessions/" + c.session + "/extend";
+  HttpResult r = testing::http_as(proctor, gw, "POST", path, R"({"seconds":3000,"reason":"accommodation"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(data_of(r)["remaining_seconds"], 7200 + 3000) << "ready: the exam will be longer";
+  r = testing::http_as(proctor, gw, "POST", path, R"({"seconds":601,"reason":"more"})");
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_NE(Json::parse(r.body)["error"]["message"].get<std::string>().find("3000"), std::string::npos) << r.body;
+  r = testing::http_as(proctor, gw, "POST", path, R"({"seconds":600,"reason":"the rest"})");
+  EXPECT_EQ(r.status, 200) << r.body;
+  r = testing::http_as(c.token, gw, "POST", "/v1/sessions/" + c.session + "/start");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_GE(data_of(r)["remaining_seconds"].get<int>(), 7200 + 3600 - 2);
+}
+
 }  // namespace
 }  // namespace examiso
