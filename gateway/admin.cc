@@ -14,7 +14,9 @@
 namespace examiso::gateway {
 namespace {
 
-constexpr int kDefaultRoomSize = 1000, kMostRoomSize = 10000;
+// A room's list is one gRPC answer: 1,000 sessions with their reasons stay
+// well inside its 4 MB.
+constexpr int kDefaultRoomSize = 1000, kMostRoomSize = 1000;
 constexpr size_t kMostReasonBytes = 1000;
 
 Json session_json(const v1::Session& x) {
@@ -69,7 +71,7 @@ void Api::admin_list_sessions(const std::shared_ptr<Context>& c) {
   }
   int size = kDefaultRoomSize;
   if (!limit.empty()) {
-    const bool digits = limit.size() <= 5 && std::all_of(limit.begin(), limit.end(), ::isdigit);
+    const bool digits = limit.size() <= 4 && std::all_of(limit.begin(), limit.end(), ::isdigit);
     size = digits ? std::stoi(limit) : 0;
     if (size < 1 || size > kMostRoomSize)
       return c->fail(Error("INVALID_ARGUMENT", "limit must be between 1 and " + std::to_string(kMostRoomSize),

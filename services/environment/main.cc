@@ -2,6 +2,7 @@
 // local driver's sandboxes; nothing else does).
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 
 #include "common/files.h"
@@ -24,7 +25,8 @@ int main(int argc, char** argv) {
     const std::string keeper = std::filesystem::read_symlink("/proc/self/exe").parent_path() / "examiso-sandbox";
     const auto replay_bytes = static_cast<size_t>(config.integer("environment.replay_bytes"));
     const double output_rate = config.number("environment.terminal_output_mb_per_s") * 1e6;
-    if (output_rate < 0) throw Error("INVALID_ARGUMENT", "environment.terminal_output_mb_per_s must be 0 or more");
+    if (!std::isfinite(output_rate) || output_rate < 0 || (output_rate > 0 && output_rate < 1000))
+      throw Error("INVALID_ARGUMENT", "environment.terminal_output_mb_per_s must be 0 (no limit) or at least 0.001");
     if (driver_name == "local") {
       if (config.boolean("environment.expedite_rcu")) {
         log::info("rcu_expedited", {{"set", write_file("/sys/kernel/rcu_expedited", "1")}});

@@ -96,15 +96,19 @@ std::string read_key_file(const std::string& path, std::string_view key) {
 
 bool known_role(std::string_view role) { return std::find(std::begin(kRoles), std::end(kRoles), role) != std::end(kRoles); }
 
-// The known roles a `roles` claim names, in kRoles' order; candidate when none.
-std::vector<std::string> roles_claim(const Claims& claims) {
+// The known roles a `roles` claim names, in kRoles' order; candidate when
+// none. Staff roles count only from a token meant for this platform (`trusted`):
+// otherwise an identity provider's token for another of its applications,
+// with an admin role there, would be staff here.
+std::vector<std::string> roles_claim(const Claims& claims, bool trusted) {
   std::vector<std::string> roles;
   const auto it = claims.find("roles");
   if (it != claims.end()) {
     if (!it->is_array() || !std::all_of(it->begin(), it->end(), [](const Claims& r) { return r.is_string(); }))
       reject("malformed_roles", "Token claim 'roles' is not a list of strings");
     for (std::string_view role : kRoles)
-      if (std::find(it->begin(), it->end(), role) != it->end()) roles.emplace_back(role);
+      if ((trusted || role == "candidate") && std::find(it->begin(), it->end(), role) != it->end())
+        roles.emplace_back(role);
   }
   if (roles.empty()) roles.emplace_back("candidate");
   return roles;
@@ -208,7 +212,10 @@ VerifiedToken TokenVerifier::verify(std::string_view token) const {
   if (!user.is_string() || user.get<std::string>().empty()) reject("missing_user_id", "Token names no user");
   const auto user_id = canonical_uuid(user.get<std::string>());
   if (!user_id) reject("invalid_user_id", "Token user id is not a UUID");
-  return VerifiedToken{*user_id, TimePoint(std::chrono::seconds(*exp)), algorithm, roles_claim(claims)};
+  // Meant for this platform: signed with identity's own key (HS256: the
+  // development or refresh secret), or with issuer and audience both checked.
+  const bool ours = algorithm == "HS256" || (!policy_.issuer.empty() && !policy_.audience.empty());
+  return VerifiedToken{*user_id, TimePoint(std::chrono::seconds(*exp)), algorithm, roles_claim(claims, ours)};
 }
 
 TokenIssuer::TokenIssuer(const TokenPolicy& policy, std::chrono::seconds default_ttl, std::chrono::seconds max_ttl,

@@ -53,7 +53,9 @@ class TokenVerifier final {
   // Throws Error UNAUTHENTICATED with details.reason (malformed,
   // algorithm_not_accepted, bad_signature, missing_exp, expired, not_yet_valid,
   // issued_in_future, wrong_issuer, wrong_audience, missing_user_id, invalid_user_id,
-  // malformed_roles: `roles` not a list of strings).
+  // malformed_roles: `roles` not a list of strings). Staff roles (proctor,
+  // admin) count only from a token signed with identity's own HS256 key or
+  // one whose issuer and audience are configured and checked.
   VerifiedToken verify(std::string_view token) const;
 
  private:

@@ -106,14 +106,14 @@ bool Provisioner::step() {
     } else if (code == "SESSION_TERMINATED" || code == "INVALID_TRANSITION" || code == "SESSION_NOT_FOUND") {
       release(c->session_id, std::nullopt);  // the session moved on without us
     } else {
-      // Worth another try, later: capped exponential backoff, the last try two
+      // Worth another try, later: capped exponential backoff, the last try three
       // seconds before the provisioning deadline (a service back by then
-      // still makes the candidate's exam; a claim finding less than a second
-      // left fails without trying); with no time left for one, the session
-      // fails with what was wrong. (It used to fail as soon as the next
+      // still makes the candidate's exam; a claim late by two seconds still
+      // finds one whole second, where less fails above without its cause);
+      // with no time left for one, the session fails with what was wrong. (It used to fail as soon as the next
       // backoff passed the deadline: five seconds early, before the candidate
       // had been told of the delay on a busy machine.)
-      constexpr std::chrono::milliseconds kLastTry{2000};
+      constexpr std::chrono::milliseconds kLastTry{3000};
       const auto left_ms = std::chrono::duration_cast<std::chrono::milliseconds>(c->deadline - clock_.now());
       const auto backoff = std::min<std::chrono::milliseconds>(
           {o_.max_backoff, std::chrono::milliseconds(200) * (1 << std::min(c->attempts, 10)), left_ms - kLastTry});

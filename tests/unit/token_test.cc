@@ -259,10 +259,14 @@ TEST_F(TokenTest, IssuesTokensThatVerify) {
 // and a claim that is not a list of strings refuses the token. Refreshing
 // keeps them; issuing takes only the three known.
 TEST_F(TokenTest, CarriesRolesFromTheRolesClaim) {
-  const auto p = policy({"HS256", "RS256"});
+  auto p = policy({"HS256", "RS256"});
+  p.issuer = "https://idp.example";
+  p.audience = "examiso";
   TokenVerifier verifier(p, clock_);
   const auto roles_of = [&](const Json& roles) {
     Json c = claims();
+    c["iss"] = p.issuer;
+    c["aud"] = p.audience;
     if (!roles.is_null()) c["roles"] = roles;
     return verifier.verify(sign(JWT_ALG_RS256, rsa_->private_pem, c)).roles;
   };
@@ -273,9 +277,21 @@ TEST_F(TokenTest, CarriesRolesFromTheRolesClaim) {
   EXPECT_EQ(roles_of(Json::array({"root"})), Roles{"candidate"});
   for (const Json& bad : {Json("admin"), Json::array({1}), Json{{"admin", true}}}) {
     Json c = claims();
+    c["iss"] = p.issuer;
+    c["aud"] = p.audience;
     c["roles"] = bad;
     EXPECT_EQ(outcome(p, sign(JWT_ALG_HS256, kSecret, c)), "malformed_roles") << bad.dump();
   }
+
+  // An identity provider's token not meant for this platform (no issuer and
+  // audience configured to check it by) is never staff here, whatever it says.
+  const auto loose = policy({"HS256", "RS256"});
+  Json admin = claims();
+  admin["roles"] = Json::array({"admin", "proctor"});
+  EXPECT_EQ(TokenVerifier(loose, clock_).verify(sign(JWT_ALG_RS256, rsa_->private_pem, admin)).roles,
+            Roles{"candidate"});
+  // Identity's own tokens are.
+  EXPECT_EQ(TokenVerifier(loose, clock_).verify(sign(JWT_ALG_HS256, kSecret, admin)).roles, (Roles{"proctor", "admin"}));
 
   TokenIssuer issuer(p, std::chrono::seconds(3600), std::chrono::seconds(86400), clock_);
   const IssuedToken proctor = issuer.issue(kUser, std::chrono::seconds(0), {"proctor"});
