@@ -16,15 +16,18 @@ namespace {
 
 // A room's list is one gRPC answer: 1,000 sessions with their reasons stay
 // well inside its 4 MB.
-constexpr int kDefaultRoomSize = 1000, kMostRoomSize = 1000;
+constexpr int kMostRoomSize = 1000;
 constexpr size_t kMostReasonBytes = 1000;
+
+// A termination reason's name, or null for none.
+Json reason_json(v1::TerminationReason r) { return r ? Json(termination_reason_name(r)) : Json(); }
 
 Json session_json(const v1::Session& x) {
   return Json{{"session_id", x.session_id()},
               {"user_id", x.user_id()},
               {"exam_id", x.exam_id()},
               {"lifecycle_state", state_name(x.state())},
-              {"termination_reason", x.termination_reason() ? Json(termination_reason_name(x.termination_reason())) : Json()},
+              {"termination_reason", reason_json(x.termination_reason())},
               {"reason", x.reason()},
               {"created_at", time_json(x.has_created_at(), x.created_at())},
               {"started_at", time_json(x.has_started_at(), x.started_at())},
@@ -32,6 +35,26 @@ Json session_json(const v1::Session& x) {
               {"terminated_at", time_json(x.has_terminated_at(), x.terminated_at())},
               {"remaining_seconds", x.remaining_seconds()},
               {"extended_seconds", x.extended_seconds()}};
+}
+
+Json transition_json(const v1::SessionTransition& x) {
+  return Json{{"kind", x.kind()},
+              {"seconds", x.seconds()},
+              {"from_state", x.from_state() ? Json(state_name(x.from_state())) : Json()},
+              {"to_state", state_name(x.to_state())},
+              {"reason", x.reason()},
+              {"termination_reason", reason_json(x.termination_reason())},
+              {"actor", x.actor()},
+              {"at", time_json(x.has_at(), x.at())}};
+}
+
+Json decision_json(const v1::AccessLogEntry& x) {
+  return Json{{"user_id", x.user_id()},
+              {"access_type", access_type_name(x.access_type())},
+              {"granted", x.granted()},
+              {"denial_reason", x.denial_reason()},
+              {"client_ip", x.client_ip()},
+              {"at", time_json(x.has_at(), x.at())}};
 }
 
 // The request body's "reason": 1 to kMostReasonBytes bytes, or nullopt
@@ -69,7 +92,7 @@ void Api::admin_list_sessions(const std::shared_ptr<Context>& c) {
                            Json{{"field", "state"}}));
     request.add_states(*s);
   }
-  int size = kDefaultRoomSize;
+  int size = kMostRoomSize;
   if (!limit.empty()) {
     const bool digits = limit.size() <= 4 && std::all_of(limit.begin(), limit.end(), ::isdigit);
     size = digits ? std::stoi(limit) : 0;
@@ -109,24 +132,8 @@ void Api::admin_get_session(const std::shared_ptr<Context>& c) {
                                                                                            log](grpc::Status ls) {
           if (!ls.ok()) return c->fail(backends_.error(ls, "access"));
           Json transitions = Json::array(), decisions = Json::array();
-          for (const auto& x : history->response.transitions())
-            transitions.push_back(Json{{"kind", x.kind()},
-                                       {"seconds", x.seconds()},
-                                       {"from_state", x.from_state() ? Json(state_name(x.from_state())) : Json()},
-                                       {"to_state", state_name(x.to_state())},
-                                       {"reason", x.reason()},
-                                       {"termination_reason", x.termination_reason()
-                                                                  ? Json(termination_reason_name(x.termination_reason()))
-                                                                  : Json()},
-                                       {"actor", x.actor()},
-                                       {"at", time_json(x.has_at(), x.at())}});
-          for (const auto& x : log->response.entries())
-            decisions.push_back(Json{{"user_id", x.user_id()},
-                                     {"access_type", access_type_name(x.access_type())},
-                                     {"granted", x.granted()},
-                                     {"denial_reason", x.denial_reason()},
-                                     {"client_ip", x.client_ip()},
-                                     {"at", time_json(x.has_at(), x.at())}});
+          for (const auto& x : history->response.transitions()) transitions.push_back(transition_json(x));
+          for (const auto& x : log->response.entries()) decisions.push_back(decision_json(x));
           c->respond(ok(Json{{"session", session_json(session->response)},
                              {"transitions", std::move(transitions)},
                              {"access_decisions", std::move(decisions)}}));

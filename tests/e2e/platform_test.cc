@@ -59,6 +59,18 @@ TEST(Configuration, EveryDaemonRefusesABadConfigurationAndSaysWhy) {
   }
 }
 
+// A terminal's output budget that is no budget at all (negative, not a number,
+// or so small it would read as none) stops the environment service at start.
+TEST(Configuration, TheEnvironmentRefusesAnOutputBudgetItCannotKeep) {
+  for (const std::string bad : {"-1", "nan", "inf", "0.0000001"}) {
+    testing::Daemon env({"examiso-environment"}, {{"EXAMISO_ENVIRONMENT_TERMINAL_OUTPUT_MB_PER_S", bad}});
+    EXPECT_EQ(env.wait(10s), 1) << bad;
+    EXPECT_NE(env.log().find("environment.terminal_output_mb_per_s must be 0 (no limit) or at least 0.001"),
+              std::string::npos)
+        << bad << ": " << env.log();
+  }
+}
+
 // The CLIs find their service through --config, EXAMISO_CONFIG or an
 // environment override, which wins over the file.
 TEST(Configuration, TheClisTakeConfigFilesAndEnvironmentOverrides) {
