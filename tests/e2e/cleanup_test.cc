@@ -117,6 +117,8 @@ struct StuckStart {
   std::string id;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   std::optional<milliseconds> delayed_after;
+  std::mutex mutex;
+  std::string heard;  // what the watch heard, and how it ended: shown when it missed the delay
   grpc::ClientContext context;
   std::thread watcher;
 
@@ -127,17 +129,30 @@ struct StuckStart {
       auto reader = h.lifecycle->WatchSession(&context, r);
       v1::SessionStatus s;
       while (reader->Read(&s)) {
+        const auto at = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - started);
+        std::lock_guard lock(mutex);
+        heard += std::to_string(at.count()) + " ms: " + s.display_state() + (s.delayed() ? " (delayed)\n" : "\n");
         if (s.delayed() && !delayed_after) {
-          delayed_after = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - started);
+          delayed_after = at;
           EXPECT_NE(s.message().find("taking longer than usual"), std::string::npos) << s.message();
         }
       }
-      reader->Finish();
+      const grpc::Status end = reader->Finish();
+      std::lock_guard lock(mutex);
+      heard += "ended: " + std::to_string(end.error_code()) + " " + end.error_message() + "\n";
     });
   }
   ~StuckStart() {
     context.TryCancel();
     watcher.join();
+  }
+  std::string watched() {
+    std::lock_guard lock(mutex);
+    return heard;
+  }
+  std::optional<milliseconds> delayed() {
+    std::lock_guard lock(mutex);
+    return delayed_after;
   }
   milliseconds until_failed() {
     EXPECT_TRUE(h.reaches(id, "failed", seconds(25))) << h.platform.logs();
@@ -149,8 +164,9 @@ TEST(Provisioning, ADownEnvironmentServiceIsToldWithin10sAndFailsClassifiedWithi
   Harness h({}, {"lifecycle", "cleanup"});
   StuckStart start(h, kFifteenSecondStart);
   const milliseconds failed_after = start.until_failed();
-  ASSERT_TRUE(start.delayed_after) << "the watch never said the start was delayed";
-  EXPECT_LE(*start.delayed_after, seconds(10));
+  const auto delayed = start.delayed();
+  ASSERT_TRUE(delayed) << "the watch never said the start was delayed:\n" << start.watched() << h.platform.logs();
+  EXPECT_LE(*delayed, seconds(10));
   EXPECT_LE(failed_after, seconds(15) + milliseconds(500));
   const Json status = Json::parse(h.platform.sh("session-status get --session-id " + start.id).out);
   EXPECT_EQ(status["error_reason"], "PLATFORM_UNAVAILABLE") << status.dump();
@@ -169,8 +185,9 @@ TEST(Provisioning, AHangingCreateIsToldWithin10sAndFailsWithinTheTimeout) {
   StuckStart start(h, kFifteenSecondStart);
   const milliseconds failed_after = start.until_failed();
   h.platform.daemon("environment").signal(SIGCONT);
-  ASSERT_TRUE(start.delayed_after) << "the watch never said the start was delayed";
-  EXPECT_LE(*start.delayed_after, seconds(10));
+  const auto delayed = start.delayed();
+  ASSERT_TRUE(delayed) << "the watch never said the start was delayed:\n" << start.watched() << h.platform.logs();
+  EXPECT_LE(*delayed, seconds(10));
   EXPECT_LE(failed_after, seconds(15) + milliseconds(1500));
   const Json status = Json::parse(h.platform.sh("session-status get --session-id " + start.id).out);
   EXPECT_EQ(status["error_reason"], "ENVIRONMENT_INIT_FAILED") << status.dump();

@@ -190,7 +190,15 @@ TEST_F(EnvironmentE2E, TheTerminalRunsInTheSandbox) {
   t.resize(132, 43);
   const size_t mark = t.output_size();
   t.send("stty size\n");
-  EXPECT_TRUE(t.wait_for("43 132", kWait, mark)) << t.output();
+  if (!t.wait_for("43 132", kWait, mark)) {
+    // Seen once under ASan in a full run (the old size, 30 100): asked again,
+    // the answer tells a late resize from a lost one.
+    const size_t again = t.output_size();
+    t.send("stty size\n");
+    t.wait_for("$ ", kWait, again + 10);
+    ADD_FAILURE() << "the resize was not seen by the next command:\n"
+                  << t.output() << "\nasked again:\n" << t.output().substr(again) << platform_->logs();
+  }
 }
 
 // A dropped client leaves the shell running; the next one gets the same shell
