@@ -35,6 +35,7 @@ constexpr std::pair<std::string_view, std::string_view> kCallers[] = {
     {"/examiso.v1.LifecycleService/WatchSession", "gateway operator"},
     {"/examiso.v1.LifecycleService/ListTransitions", "gateway operator"},  // the staff console
     {"/examiso.v1.LifecycleService/ExtendSession", "gateway operator"},
+    {"/examiso.v1.LifecycleService/RecordMessage", "gateway operator"},
     {"/examiso.v1.LifecycleService/ListExams", "gateway environment operator"},
     {"/examiso.v1.LifecycleService/GetExam", "environment operator"},
     {"/examiso.v1.EnvironmentService/CreateEnvironment", "lifecycle operator"},
@@ -45,6 +46,7 @@ constexpr std::pair<std::string_view, std::string_view> kCallers[] = {
     // A candidate's terminal: only through the gateway, which checked the
     // token, the session's owner and its state.
     {"/examiso.v1.EnvironmentService/Attach", "gateway"},
+    {"/examiso.v1.EnvironmentService/SendMessage", "gateway operator"},  // the staff console
     {"/examiso.v1.AccessService/Authorize", "gateway operator"},
     {"/examiso.v1.AccessService/ListAccessLog", "gateway operator"},  // the staff console
     {"/examiso.v1.CleanupService/Check", "operator"},

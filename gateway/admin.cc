@@ -18,6 +18,7 @@ namespace {
 // well inside its 4 MB.
 constexpr int kMostRoomSize = 1000;
 constexpr size_t kMostReasonBytes = 1000;
+constexpr size_t kMostMessageBytes = 2000;  // as the environment service takes
 
 // A termination reason's name, or null for none.
 Json reason_json(v1::TerminationReason r) { return r ? Json(termination_reason_name(r)) : Json(); }
@@ -57,15 +58,20 @@ Json decision_json(const v1::AccessLogEntry& x) {
               {"at", time_json(x.has_at(), x.at())}};
 }
 
-// The request body's "reason": 1 to kMostReasonBytes bytes, or nullopt
-// (the request has failed).
-std::optional<std::string> reason_of(const Json& body, const std::function<void(const Error&)>& fail) {
-  const Json reason = body.is_object() ? body.value("reason", Json()) : Json();
-  if (reason.is_string() && !reason.get<std::string>().empty() && reason.get<std::string>().size() <= kMostReasonBytes)
-    return reason.get<std::string>();
-  fail(Error("INVALID_ARGUMENT", "reason must be a string of 1 to " + std::to_string(kMostReasonBytes) + " bytes",
-             Json{{"field", "reason"}}));
+// The request body's text `field`: 1 to `most` bytes, or nullopt (the
+// request has failed).
+std::optional<std::string> text_of(const Json& body, const std::string& field, size_t most,
+                                   const std::function<void(const Error&)>& fail) {
+  const Json text = body.is_object() ? body.value(field, Json()) : Json();
+  if (text.is_string() && !text.get<std::string>().empty() && text.get<std::string>().size() <= most)
+    return text.get<std::string>();
+  fail(Error("INVALID_ARGUMENT", field + " must be a string of 1 to " + std::to_string(most) + " bytes",
+             Json{{"field", field}}));
   return std::nullopt;
+}
+
+std::optional<std::string> reason_of(const Json& body, const std::function<void(const Error&)>& fail) {
+  return text_of(body, "reason", kMostReasonBytes, fail);
 }
 
 // A query parameter, or "" when absent.
@@ -178,6 +184,36 @@ void Api::admin_extend(const std::shared_ptr<Context>& c) {
                                            if (!s.ok()) return c->fail(backends_.error(s, "lifecycle"));
                                            c->respond(ok(session_json(call->response)));
                                          });
+  });
+}
+
+// POST /v1/admin/sessions/{id}/message {"text"}: the candidate's terminal
+// shows it (a `notice` on its socket; kept for the next connection when none
+// is open). It is in the session's history, with who sent it, before it goes.
+void Api::admin_message(const std::shared_ptr<Context>& c) {
+  const Json body = Json::parse(c->request.body, nullptr, false);
+  if (!body.is_object()) return c->fail(Error("INVALID_JSON", "The request body must be a JSON object"));
+  const auto text = text_of(body, "text", kMostMessageBytes, [c](const Error& e) { c->fail(e); });
+  if (!text) return;
+  authorize(c, v1::ACCESS_TYPE_STAFF_ACT, [this, c, text = *text] {
+    v1::RecordMessageRequest record;
+    record.set_session_id(c->session_id);
+    record.set_text(text);
+    record.set_actor("staff:" + c->user_id);
+    auto call = backends_.call<v1::RecordMessageRequest, v1::SessionTransition>(std::move(record));
+    backends_.lifecycle()->RecordMessage(&call->context, &call->request, &call->response, [this, c, call](
+                                                                                              grpc::Status s) {
+      if (!s.ok()) return c->fail(backends_.error(s, "lifecycle"));
+      v1::SendMessageRequest send;
+      send.set_session_id(c->session_id);
+      send.set_text(call->request.text());
+      auto sent = backends_.call<v1::SendMessageRequest, v1::SendMessageResponse>(std::move(send));
+      backends_.environment()->async()->SendMessage(&sent->context, &sent->request, &sent->response, [this, c, call,
+                                                                                             sent](grpc::Status es) {
+        if (!es.ok()) return c->fail(backends_.error(es, "environment"));
+        c->respond(ok(Json{{"delivered", sent->response.delivered()}, {"message", transition_json(call->response)}}));
+      });
+    });
   });
 }
 

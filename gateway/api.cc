@@ -58,6 +58,8 @@ const std::vector<Route>& Api::routes() {
       {"GET", "/v1/admin/sessions/{id}"},
       {"POST", "/v1/admin/sessions/{id}/terminate"},
       {"POST", "/v1/admin/sessions/{id}/extend"},
+      {"POST", "/v1/admin/sessions/{id}/message"},
+      {"GET", "/v1/admin/sessions/{id}/terminal"},  // WebSocket, read-only
   };
   return r;
 }
@@ -159,6 +161,13 @@ void Api::dispatch(const std::shared_ptr<Context>& c) {
     if (key == "GET /v1/admin/sessions/{id}") return admin_get_session(c);
     if (key == "POST /v1/admin/sessions/{id}/terminate") return admin_terminate(c);
     if (key == "POST /v1/admin/sessions/{id}/extend") return admin_extend(c);
+    if (key == "POST /v1/admin/sessions/{id}/message") return admin_message(c);
+    if (key == "GET /v1/admin/sessions/{id}/terminal") {
+      // Staff only, as every admin route (a candidate learns nothing more here).
+      return authorize(c, v1::ACCESS_TYPE_STAFF_VIEW, [c] {
+        c->fail(Error("INVALID_ARGUMENT", "This endpoint is a WebSocket: send an Upgrade request"));
+      });
+    }
     c->fail(Error("NOT_FOUND", "No such endpoint"));
   });
 }
@@ -485,7 +494,8 @@ void Api::revoke_token(const std::shared_ptr<Context>& c) {
 
 bool Api::websocket_route(const std::string& path) {
   const Match m = match_path(path);
-  return m.templ == "/v1/sessions/{id}/terminal" || m.templ == "/v1/sessions/{id}/status";
+  return m.templ == "/v1/sessions/{id}/terminal" || m.templ == "/v1/sessions/{id}/status" ||
+         m.templ == "/v1/admin/sessions/{id}/terminal";
 }
 
 void Api::decide_websocket(HttpRequest request, DecideWs decide) {
@@ -510,9 +520,13 @@ void Api::decide_websocket(HttpRequest request, DecideWs decide) {
   }
   if (per_ip_.exhausted(c->request.client_ip)) return c->fail(Error("RATE_LIMITED", "Too many requests"));
   const bool terminal = m.templ == "/v1/sessions/{id}/terminal";
-  const auto proceed = [this, c, terminal, decide](const std::string& user) {
+  const bool observer = m.templ == "/v1/admin/sessions/{id}/terminal";
+  const auto proceed = [this, c, terminal, observer, decide](const std::string& user) {
     c->user_id = user;
-    authorize(c, v1::ACCESS_TYPE_STATUS, [this, c, terminal, decide] {
+    // An observer is staff (their token's roles): a ticket names only a user.
+    if (observer && c->roles.empty()) return c->fail(Error("ACCESS_DENIED", "Staff only: sign in with a staff token"));
+    authorize(c, observer ? v1::ACCESS_TYPE_STAFF_VIEW : v1::ACCESS_TYPE_STATUS, [this, c, terminal, observer,
+                                                                                 decide] {
       // A user's sockets are counted: past the cap, refused before the upgrade.
       auto slot = sockets_.take(c->user_id);
       if (!slot) {
@@ -520,6 +534,12 @@ void Api::decide_websocket(HttpRequest request, DecideWs decide) {
         d.refuse = error_response(Error("RATE_LIMITED", "Too many open connections for this user",
                                         Json{{"max_websockets_per_user", o_.max_websockets_per_user}}));
         return decide(std::move(d));
+      }
+      if (observer) {
+        return open_observer(backends_, metrics_, c->session_id, [decide, slot = std::move(slot)](WsDecision d) {
+          d.slot = slot;
+          decide(std::move(d));
+        });
       }
       if (!terminal) {
         WsDecision d;

@@ -90,6 +90,7 @@ class Api final {
   void admin_get_session(const std::shared_ptr<Context>& c);
   void admin_terminate(const std::shared_ptr<Context>& c);
   void admin_extend(const std::shared_ptr<Context>& c);
+  void admin_message(const std::shared_ptr<Context>& c);
   void terminal_ticket(const std::shared_ptr<Context>& c);
   void list_exams(const std::shared_ptr<Context>& c);
   void dev_token(const std::shared_ptr<Context>& c);

@@ -98,25 +98,30 @@ const Json& time_expired() {
 
 // /v1/sessions/{id}/terminal: WebSocket <-> environment.Attach, plus the
 // session's status (remaining time, termination) from WatchSession, and the
-// deadline kept by the gateway's own clock.
+// deadline kept by the gateway's own clock. An observer's
+// (/v1/admin/sessions/{id}/terminal) is the same, read-only: what it sends is
+// dropped here, and the environment service attaches it as an observer.
 class TerminalBridge final : public WsHandler, public std::enable_shared_from_this<TerminalBridge> {
  public:
-  TerminalBridge(Backends& backends, Metrics& metrics, std::string session_id, std::optional<SystemTime> deadline)
+  TerminalBridge(Backends& backends, Metrics& metrics, std::string session_id, std::optional<SystemTime> deadline,
+                 bool observer)
       : backends_(backends),
         metrics_(metrics),
         session_id_(std::move(session_id)),
         deadline_(deadline),
+        observer_(observer),
+        kind_(observer ? "observer" : "terminal"),
         attach_(*this),
         watch_(*this) {}
 
   void start(std::shared_ptr<WsPeer> peer) override {
-    metrics_.websocket_opened("terminal");
+    metrics_.websocket_opened(kind_);
     if (deadline_ && *deadline_ <= std::chrono::system_clock::now()) {
       // Past its time (nobody has terminated it yet): no terminal any more.
       closing_ = true;
       peer->send(compact_json(time_expired()));
       peer->close(1000, "session ended");
-      metrics_.websocket_closed("terminal");
+      metrics_.websocket_closed(kind_);
       return;
     }
     peer_ = std::move(peer);
@@ -127,6 +132,7 @@ class TerminalBridge final : public WsHandler, public std::enable_shared_from_th
   }
 
   void on_message(std::string text) override {
+    if (observer_) return;  // an observer never types into the candidate's shell
     metrics_.terminal_bytes(false, text.size());
     auto r = terminal_message(text);
     if (!r) {
@@ -230,7 +236,7 @@ class TerminalBridge final : public WsHandler, public std::enable_shared_from_th
     std::unique_lock lock(mutex_);
     if (--running_ > 0) return;
     auto alarm = std::move(alarm_);
-    metrics_.websocket_closed("terminal");
+    metrics_.websocket_closed(kind_);
     peer_.reset();
     auto self = std::move(self_);
     lock.unlock();
@@ -252,6 +258,7 @@ class TerminalBridge final : public WsHandler, public std::enable_shared_from_th
       AddHold();
       v1::AttachRequest start;
       start.mutable_start()->set_session_id(b_.session_id_);
+      start.mutable_start()->set_observe(b_.observer_);
       write(std::move(start));
       StartRead(&in_);
       StartCall();
@@ -311,7 +318,11 @@ class TerminalBridge final : public WsHandler, public std::enable_shared_from_th
         peer = b_.peer_;
       }
       if (!peer) return;
-      if (!text.empty()) {
+      if (in_.message_case() == v1::AttachResponse::kStaffMessage) {
+        peer->send(compact_json(Json{{"type", "notice"}, {"text", in_.staff_message()}}));
+      } else if (in_.message_case() == v1::AttachResponse::kObservers) {
+        peer->send(compact_json(Json{{"type", "watching"}, {"observers", in_.observers()}}));
+      } else if (!text.empty()) {
         std::string frame = R"({"type":"output","data":)";
         append_json_string(frame, text);
         peer->send(std::move(frame += '}'));
@@ -389,6 +400,8 @@ class TerminalBridge final : public WsHandler, public std::enable_shared_from_th
   Metrics& metrics_;
   std::string session_id_;
   std::optional<SystemTime> deadline_;  // as known when the terminal opened
+  const bool observer_;
+  const std::string kind_;  // for the metrics
   std::mutex mutex_;
   std::unique_ptr<grpc::Alarm> alarm_;
   std::optional<SystemTime> armed_;
@@ -491,8 +504,8 @@ void open_terminal(Backends& backends, Metrics& metrics, const std::string& sess
                                    [&backends, &metrics, ac, session_id, deadline, decide](grpc::Status as) mutable {
                                      if (!as.ok()) return close_with(decide, backends.error(as, "access"));
                                      WsDecision d;
-                                     d.handler =
-                                         std::make_shared<TerminalBridge>(backends, metrics, session_id, deadline);
+                                     d.handler = std::make_shared<TerminalBridge>(backends, metrics, session_id,
+                                                                                  deadline, false);
                                      decide(std::move(d));
                                    });
     };
@@ -518,6 +531,28 @@ void open_terminal(Backends& backends, Metrics& metrics, const std::string& sess
                                        authorize(deadline_of(s.has_deadline(), s.deadline()));
                                      });
   });
+}
+
+void open_observer(Backends& backends, Metrics& metrics, const std::string& session_id, DecideWs decide) {
+  v1::GetSessionRequest request;
+  request.set_session_id(session_id);
+  auto call = backends.call<v1::GetSessionRequest, v1::Session>(std::move(request));
+  backends.lifecycle()->GetSession(&call->context, &call->request, &call->response,
+                                   [&backends, &metrics, call, session_id, decide](grpc::Status s) mutable {
+                                     if (!s.ok()) return close_with(decide, backends.error(s, "lifecycle"));
+                                     const auto& session = call->response;
+                                     if (ended(session.state()))
+                                       return close_with(decide, Error("SESSION_TERMINATED", "The session has ended"));
+                                     if (session.state() != v1::SESSION_STATE_READY &&
+                                         session.state() != v1::SESSION_STATE_RUNNING)
+                                       return close_with(decide,
+                                                         Error("SESSION_NOT_READY", "The session is not ready yet"));
+                                     WsDecision d;
+                                     d.handler = std::make_shared<TerminalBridge>(
+                                         backends, metrics, session_id,
+                                         deadline_of(session.has_deadline(), session.deadline()), true);
+                                     decide(std::move(d));
+                                   });
 }
 
 }  // namespace examiso::gateway

@@ -20,6 +20,10 @@ std::shared_ptr<WsHandler> make_status_stream(Backends& backends, Metrics& metri
 void open_terminal(Backends& backends, Metrics& metrics, const std::string& session_id, const std::string& user_id,
                    const std::string& client_ip, DecideWs decide);
 
+// Decides a staff observer's WebSocket, already authorized (staff_view): a
+// read-only view of a ready or running session's terminal.
+void open_observer(Backends& backends, Metrics& metrics, const std::string& session_id, DecideWs decide);
+
 // A client's message on the terminal WebSocket as the Attach stream takes it:
 // input, or a resize (clamped to 1..1000); nullopt for anything else.
 std::optional<v1::AttachRequest> terminal_message(const std::string& text);

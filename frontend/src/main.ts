@@ -13,6 +13,8 @@ const view = $<HTMLElement>('view');
 const notice = $<HTMLDivElement>('notice');
 const alertBox = $<HTMLDivElement>('alert');
 const clock = $<HTMLSpanElement>('clock');
+const watching = $<HTMLSpanElement>('watching');
+const proctorMessage = $<HTMLDivElement>('proctor-message');
 const submitButton = $<HTMLButtonElement>('submit');
 const signOutButton = $<HTMLButtonElement>('signout');
 const confirmDialog = $<HTMLDialogElement>('confirm');
@@ -41,6 +43,8 @@ function show(name: string, ...children: Node[]) {
   submitButton.hidden = true;
   hideNotice();
   alertBox.hidden = true;
+  watching.hidden = true;
+  proctorMessage.hidden = true;
   view.className = `view-${name}`;
   view.dataset.view = name;
   view.replaceChildren(...children);
@@ -349,6 +353,11 @@ function terminalView(sessionId: string) {
         countdown.set(m.remaining_seconds, m.state);
       } else if (m.type === 'termination') {
         end(m.message || 'This exam has ended.');
+      } else if (m.type === 'notice') {
+        proctorMessage.textContent = `Message from your proctor: ${m.text}`;
+        proctorMessage.hidden = false;
+      } else if (m.type === 'watching') {
+        watching.hidden = !(m.observers > 0);
       }
     };
     ws.onclose = (ev) => {

@@ -124,6 +124,25 @@ try {
     await waitForOutput(page, /proof-42\.txt/);
   });
 
+  await step(page, 'a proctor\'s message shows on the page', async () => {
+    const sent = await page.evaluate(async (id) => {
+      const t = await fetch('/v1/dev/token', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"role":"proctor"}' });
+      const proctor = (await t.json()).data.token;
+      const r = await fetch(`/v1/admin/sessions/${id}/message`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${proctor}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ text: 'Please keep your camera on. <b>not bold</b>' }),
+      });
+      return r.json();
+    }, sessionId);
+    check(sent.data?.delivered === true, `message not delivered: ${JSON.stringify(sent)}`);
+    const box = page.locator('#proctor-message');
+    await box.waitFor({ timeout: WAIT });
+    const text = await box.textContent();
+    check(text === 'Message from your proctor: Please keep your camera on. <b>not bold</b>', `message shown as ${text}`);
+    check((await box.locator('b').count()) === 0, 'the message was rendered as HTML');
+  });
+
   await step(page, 'resize the window and the terminal follows', async () => {
     await typeLine(page, 'echo "size:$(stty size | tr " " x)"');
     await waitForOutput(page, /size:\d+x\d+/);

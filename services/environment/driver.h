@@ -10,10 +10,12 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/clock.h"
 #include "common/errors.h"
+#include "services/environment/sandbox/frames.h"
 
 namespace examiso::environment {
 
@@ -37,20 +39,40 @@ struct EnvironmentSpec {
   bool pooled = false;
 };
 
-// One client's view of an environment's terminal.
+// One client's connection to an environment's keeper (its frames are
+// sandbox/frames.h): the candidate's terminal, or an observer's.
 class Terminal {
  public:
   virtual ~Terminal() = default;
   // Output as it comes (the recent output first); "" after `timeout` with
-  // nothing new; nullopt once the terminal is gone.
+  // nothing new; nullopt once the terminal is gone. What else came is kept
+  // for news().
   virtual std::optional<std::string> read(std::chrono::milliseconds timeout) = 0;
-  virtual bool write(std::string_view input) = 0;
-  virtual bool resize(uint16_t cols, uint16_t rows) = 0;
+  // One frame to the keeper; false once it is gone.
+  virtual bool send(std::string_view frame) = 0;
+  bool write(std::string_view input) { return send(sandbox::encode_frame(sandbox::FrameType::input, input)); }
+  bool resize(uint16_t cols, uint16_t rows) { return send(sandbox::encode_resize(cols, rows)); }
   // A descriptor that polls readable whenever read() would not wait, so that
   // one thread can wait on many terminals.
   virtual int wait_fd() const = 0;
   // Once read() has ended: whether because a newer client opened the terminal.
-  virtual bool opened_elsewhere() const { return false; }
+  bool opened_elsewhere() const { return taken_; }
+
+  // Besides output: the staff's messages, and the number of observers when it changed.
+  struct News {
+    std::vector<std::string> messages;
+    std::optional<uint32_t> watchers;
+  };
+  News news() { return std::exchange(news_, {}); }
+
+ protected:
+  // The output in the complete frames `reader` holds (one frame's is not
+  // copied); the rest goes to news. Sets `ended` at `taken` or a corrupt stream.
+  std::string absorb(sandbox::FrameReader& reader, bool& ended);
+
+ private:
+  bool taken_ = false;
+  News news_;
 };
 
 class SandboxDriver {
@@ -84,6 +106,9 @@ class SandboxDriver {
   }
   // Throws Error ENVIRONMENT_NOT_FOUND when it is not running.
   virtual std::unique_ptr<Terminal> attach(const std::string& environment_id, uint16_t cols, uint16_t rows) = 0;
+  // A connection to the keeper's staff socket (observers, messages); nothing
+  // sent yet. Throws as attach().
+  virtual std::unique_ptr<Terminal> open_observer(const std::string& environment_id) = 0;
 };
 
 }  // namespace examiso::environment

@@ -230,14 +230,42 @@ std::vector<EnvironmentRecord> Environments::list(const std::vector<Status>& sta
   return store_.list(statuses, "", limit, false, current_only);
 }
 
-std::unique_ptr<Terminal> Environments::attach(const std::string& session_id_in, uint16_t cols, uint16_t rows) {
+std::string Environments::running_environment(const std::string& session_id_in) {
   const std::string session_id = require_uuid("exam_session_id", session_id_in);
   const auto r = store_.latest(session_id);
   if (!r) throw Error("ENVIRONMENT_NOT_FOUND", "No environment for this session", Json{{"session_id", session_id}});
   if (r->status == Status::pending || r->status == Status::creating)
     throw Error("SESSION_NOT_READY", "The environment is still being created");
   if (r->status != Status::running) throw Error("SESSION_TERMINATED", "The environment has ended");
-  return driver_.attach(r->environment_id, cols, rows);
+  return r->environment_id;
+}
+
+std::unique_ptr<Terminal> Environments::attach(const std::string& session_id, uint16_t cols, uint16_t rows) {
+  return driver_.attach(running_environment(session_id), cols, rows);
+}
+
+std::unique_ptr<Terminal> Environments::observe(const std::string& session_id) {
+  auto terminal = driver_.open_observer(running_environment(session_id));
+  if (!terminal->send(sandbox::encode_frame(sandbox::FrameType::view, "")))
+    throw Error("ENVIRONMENT_NOT_FOUND", "The environment's terminal is not running");
+  return terminal;
+}
+
+bool Environments::send_message(const std::string& session_id, const std::string& text) {
+  // UTF-8: a proto string is.
+  if (text.empty() || text.size() > kMaxMessageBytes)
+    throw Error("INVALID_ARGUMENT", "A message is 1 to " + std::to_string(kMaxMessageBytes) + " bytes of text",
+                Json{{"field", "text"}});
+  auto terminal = driver_.open_observer(running_environment(session_id));
+  if (!terminal->send(sandbox::encode_frame(sandbox::FrameType::message, text)))
+    throw Error("ENVIRONMENT_NOT_FOUND", "The environment's terminal is not running");
+  // The keeper's answer: "delivered" or "queued".
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (std::chrono::steady_clock::now() < until) {
+    if (!terminal->read(std::chrono::milliseconds(100))) break;
+    if (auto news = terminal->news(); !news.messages.empty()) return news.messages.front() == "delivered";
+  }
+  throw Error("ENVIRONMENT_NOT_FOUND", "The environment's terminal did not take the message");
 }
 
 void Environments::stop_all(const std::string& reason) {

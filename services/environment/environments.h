@@ -60,6 +60,9 @@ struct DestroyResult {
   bool already_destroyed = false;
 };
 
+// The longest message staff may send a candidate.
+inline constexpr size_t kMaxMessageBytes = 2000;
+
 class Environments final {
  public:
   Environments(EnvironmentStore& store, SandboxDriver& driver, Sessions& sessions, const Clock& clock,
@@ -73,6 +76,12 @@ class Environments final {
   std::vector<EnvironmentRecord> list(const std::vector<Status>& statuses, int limit, bool current_only = false);
   // SESSION_NOT_READY while creating, ENVIRONMENT_NOT_FOUND / SESSION_TERMINATED otherwise.
   std::unique_ptr<Terminal> attach(const std::string& session_id, uint16_t cols, uint16_t rows);
+  // A read-only view of the session's terminal (the recent output, then the
+  // live), beside its candidate's.
+  std::unique_ptr<Terminal> observe(const std::string& session_id);
+  // A staff message for the candidate's terminal; true when delivered to a
+  // client attached now, false when kept for the next one.
+  bool send_message(const std::string& session_id, const std::string& text);
 
   // Destroys sandboxes without a live record and marks records whose sandbox
   // vanished as `error`. At start-up (`starting`) records left `creating` or
@@ -94,6 +103,8 @@ class Environments final {
   bool ready(const EnvironmentRecord& record) { return record.status == Status::running && driver_.alive(record.environment_id); }
 
  private:
+  // The session's environment, when it is running; throws what a client is told otherwise.
+  std::string running_environment(const std::string& session_id);
   void refill_pool(const std::atomic<bool>& stop);
   void follow_deadlines(const std::vector<EnvironmentRecord>& records);
   EnvironmentRecord new_record(const std::string& session_id, const std::string& pod_name) const;

@@ -113,29 +113,17 @@ class KubeTerminal final : public Terminal {
     } else {
       ended_ = true;
     }
-    std::string out;
-    while (auto f = reader_.next()) {
-      if (f->type == sandbox::FrameType::taken) {
-        taken_ = ended_ = true;
-        break;
-      }
-      out += f->payload;
-    }
-    if (reader_.corrupt()) ended_ = true;
+    std::string out = absorb(reader_, ended_);
     if (out.empty() && ended_) return std::nullopt;
     return out;
   }
   int wait_fd() const override { return exec_->wait_fd(); }
-  bool write(std::string_view input) override {
-    return exec_->send(0, sandbox::encode_frame(sandbox::FrameType::input, input));
-  }
-  bool resize(uint16_t cols, uint16_t rows) override { return exec_->send(0, sandbox::encode_resize(cols, rows)); }
-  bool opened_elsewhere() const override { return taken_; }
+  bool send(std::string_view frame) override { return exec_->send(0, frame); }
 
  private:
   std::unique_ptr<KubeExec> exec_;
   sandbox::FrameReader reader_;
-  bool ended_ = false, taken_ = false;
+  bool ended_ = false;
 };
 
 }  // namespace
@@ -349,7 +337,8 @@ void KubeDriver::start_keeper(const std::string& name, std::chrono::steady_clock
   // The keeper detaches and says "ready" once its shell runs; the shell gets
   // the exec's HOME and USER (the keeper gives its shells nothing but PATH).
   const std::string start =
-      std::string(kKeeperDir) + "exec \"$d/keeper\" --socket \"$d/terminal.sock\" --pid-file \"$d/keeper.pid\"" +
+      std::string(kKeeperDir) + "exec \"$d/keeper\" --socket \"$d/terminal.sock\" --observe-socket \"$d/observe.sock\""
+      " --pid-file \"$d/keeper.pid\"" +
       " --replay-bytes " + std::to_string(o_.replay_bytes) +
       " --output-rate " + std::to_string(static_cast<int64_t>(o_.output_rate)) +
       " -- /bin/sh -c \"export HOME='$HOME' USER='${USER:-candidate}' TERM=xterm-256color; $0\" 2>>\"$d/keeper.log\"";
@@ -428,14 +417,22 @@ std::vector<std::string> KubeDriver::list() {
 }
 
 std::unique_ptr<Terminal> KubeDriver::attach(const std::string& environment_id, uint16_t cols, uint16_t rows) {
-  const auto pod = pod_of(environment_id);
-  if (!pod || !is_ready(*pod)) throw Error("ENVIRONMENT_NOT_FOUND", "The environment's pod is not running");
-  const std::string client = std::string(kKeeperDir) + "exec \"$d/keeper\" --attach \"$d/terminal.sock\"";
-  auto exec = KubeExec::open(client_.endpoint(), pods() + "/" + name_of(*pod) + "/exec" +
-                                                     exec_query({"/bin/sh", "-c", client}, true, false));
-  auto terminal = std::make_unique<KubeTerminal>(std::move(exec));
+  auto terminal = connect_to(environment_id, "terminal.sock");
   if (cols && rows) terminal->resize(cols, rows);
   return terminal;
+}
+
+std::unique_ptr<Terminal> KubeDriver::open_observer(const std::string& environment_id) {
+  return connect_to(environment_id, "observe.sock");
+}
+
+// An exec of the keeper's client on one of its sockets.
+std::unique_ptr<Terminal> KubeDriver::connect_to(const std::string& environment_id, const std::string& socket) {
+  const auto pod = pod_of(environment_id);
+  if (!pod || !is_ready(*pod)) throw Error("ENVIRONMENT_NOT_FOUND", "The environment's pod is not running");
+  const std::string client = std::string(kKeeperDir) + "exec \"$d/keeper\" --attach \"$d/" + socket + "\"";
+  return std::make_unique<KubeTerminal>(KubeExec::open(
+      client_.endpoint(), pods() + "/" + name_of(*pod) + "/exec" + exec_query({"/bin/sh", "-c", client}, true, false)));
 }
 
 void KubeDriver::follow_deadline(const std::string& environment_id, TimePoint deadline) {

@@ -37,6 +37,7 @@ class KubeDriver final : public SandboxDriver {
   void destroy(const std::string& environment_id) override;
   std::vector<std::string> list() override;
   std::unique_ptr<Terminal> attach(const std::string& environment_id, uint16_t cols, uint16_t rows) override;
+  std::unique_ptr<Terminal> open_observer(const std::string& environment_id) override;
   bool follows_deadlines() const override { return true; }
   void follow_deadline(const std::string& environment_id, TimePoint deadline) override;
 
@@ -47,6 +48,7 @@ class KubeDriver final : public SandboxDriver {
   std::string policies() const;
   // The environment's pod, by label; nullopt when there is none (or it is being deleted).
   std::optional<Json> pod_of(const std::string& environment_id);
+  std::unique_ptr<Terminal> connect_to(const std::string& environment_id, const std::string& socket);
   // Waits until the pod is ready; throws the classified reason otherwise.
   // `pod` as last seen (created or read).
   void await_ready(const Json& pod, std::chrono::steady_clock::time_point deadline);

@@ -49,27 +49,10 @@ class LocalTerminal final : public Terminal {
   ~LocalTerminal() override { ::close(fd_); }
 
   std::optional<std::string> read(std::chrono::milliseconds timeout) override {
-    std::string out = take_frames();
+    std::string out = absorb(reader_, ended_);
     if (!out.empty()) return out;
     if (!fill(timeout)) return ended_ ? std::nullopt : std::optional(out);
-    return take_frames();
-  }
-
-  // The payloads of the complete frames received (one frame's is not copied).
-  std::string take_frames() {
-    std::string out;
-    while (auto f = reader_.next()) {
-      if (f->type == FrameType::taken) {
-        taken_ = ended_ = true;
-        break;
-      }
-      if (out.empty()) {
-        out = std::move(f->payload);
-      } else {
-        out += f->payload;
-      }
-    }
-    return out;
+    return absorb(reader_, ended_);
   }
 
   // The next frame; nullopt after `timeout` with none, or at the end (ended()).
@@ -79,16 +62,12 @@ class LocalTerminal final : public Terminal {
   }
   bool ended() const { return ended_; }
 
-  bool send(std::string_view frame) {
+  bool send(std::string_view frame) override {
     std::lock_guard lock(write_mutex_);
     return sandbox::write_all(fd_, frame);
   }
 
-  bool write(std::string_view input) override { return send(sandbox::encode_frame(FrameType::input, input)); }
-  bool resize(uint16_t cols, uint16_t rows) override { return send(sandbox::encode_resize(cols, rows)); }
-
   int wait_fd() const override { return fd_; }
-  bool opened_elsewhere() const override { return taken_; }
 
  private:
   // Reads what arrives within `timeout` into the frame reader; false when
@@ -111,7 +90,6 @@ class LocalTerminal final : public Terminal {
   int fd_;
   sandbox::FrameReader reader_;
   bool ended_ = false;
-  bool taken_ = false;
   std::mutex write_mutex_;
 };
 
@@ -185,6 +163,8 @@ void LocalDriver::create(const EnvironmentSpec& spec, std::chrono::steady_clock:
     std::vector<std::string> args{o_.keeper_binary,
                                   "--socket",
                                   d + "/control/terminal.sock",
+                                  "--observe-socket",
+                                  d + "/control/observe.sock",
                                   "--pid-file",
                                   d + "/control/keeper.pid",
                                   "--replay-bytes",
@@ -408,7 +388,16 @@ std::vector<std::string> LocalDriver::list() {
 }
 
 std::unique_ptr<Terminal> LocalDriver::attach(const std::string& environment_id, uint16_t cols, uint16_t rows) {
-  const std::string path = dir(environment_id) + "/control/terminal.sock";
+  auto terminal = connect_to(dir(environment_id) + "/control/terminal.sock");
+  if (cols && rows) terminal->resize(cols, rows);
+  return terminal;
+}
+
+std::unique_ptr<Terminal> LocalDriver::open_observer(const std::string& environment_id) {
+  return connect_to(dir(environment_id) + "/control/observe.sock");
+}
+
+std::unique_ptr<Terminal> LocalDriver::connect_to(const std::string& path) {
   const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -417,9 +406,7 @@ std::unique_ptr<Terminal> LocalDriver::attach(const std::string& environment_id,
     if (fd >= 0) ::close(fd);
     throw Error("ENVIRONMENT_NOT_FOUND", "The environment's terminal is not running");
   }
-  auto terminal = std::make_unique<LocalTerminal>(fd);
-  if (cols && rows) terminal->resize(cols, rows);
-  return terminal;
+  return std::make_unique<LocalTerminal>(fd);
 }
 
 int64_t LocalDriver::memory_usage(const std::string& environment_id) const {

@@ -37,12 +37,14 @@ class LocalDriver final : public SandboxDriver {
   void destroy(const std::string& environment_id) override;
   std::vector<std::string> list() override;
   std::unique_ptr<Terminal> attach(const std::string& environment_id, uint16_t cols, uint16_t rows) override;
+  std::unique_ptr<Terminal> open_observer(const std::string& environment_id) override;
 
   // Host memory charged to the sandbox (its cgroup).
   int64_t memory_usage(const std::string& environment_id) const;
 
  private:
   std::string dir(const std::string& environment_id) const;
+  static std::unique_ptr<Terminal> connect_to(const std::string& socket_path);
   std::optional<pid_t> keeper(const std::string& environment_id) const;
   void retry_removals();
 

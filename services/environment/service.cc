@@ -1,5 +1,6 @@
 #include "services/environment/service.h"
 
+#include <deque>
 #include <optional>
 
 #include "common/proto_time.h"
@@ -51,6 +52,12 @@ grpc::Status EnvironmentService::DestroyEnvironment(grpc::ServerContext*, const 
   });
 }
 
+grpc::Status EnvironmentService::SendMessage(grpc::ServerContext*, const v1::SendMessageRequest* request,
+                                             v1::SendMessageResponse* response) {
+  return handle_rpc(
+      [&] { response->set_delivered(environments_.send_message(request->session_id(), request->text())); });
+}
+
 grpc::Status EnvironmentService::ListEnvironments(grpc::ServerContext*, const v1::ListEnvironmentsRequest* request,
                                                   v1::ListEnvironmentsResponse* response) {
   return handle_rpc([&] {
@@ -86,7 +93,9 @@ class AttachReactor final : public grpc::ServerBidiReactor<v1::AttachRequest, v1
       std::lock_guard lock(mutex_);
       return finish(grpc::Status::OK);  // detached
     }
-    if (in_.has_resize()) {
+    if (observe_) {
+      // An observer's input goes nowhere.
+    } else if (in_.has_resize()) {
       terminal_->resize(clamp_size(in_.resize().cols(), 80), clamp_size(in_.resize().rows(), 24));
     } else if (in_.message_case() == v1::AttachRequest::kInput && !terminal_->write(in_.input())) {
       return;  // the terminal is gone: its output's end finishes the call
@@ -104,8 +113,8 @@ class AttachReactor final : public grpc::ServerBidiReactor<v1::AttachRequest, v1
         return;
       }
       if (!ok) return finish(grpc::Status::OK);  // the client is gone
-      if (!pending_.empty()) {
-        write_pending();
+      if (!pending_.empty() || !events_.empty()) {
+        write_next();
       } else if (ended_) {
         return end();
       }
@@ -127,24 +136,29 @@ class AttachReactor final : public grpc::ServerBidiReactor<v1::AttachRequest, v1
     grpc::Status status = handle_rpc([&] {
       if (!ok || !in_.has_start()) throw Error("INVALID_ARGUMENT", "The first Attach message must be `start`");
       const auto& start = in_.start();
-      terminal_ = environments_.attach(start.session_id(), clamp_size(start.size().cols(), 80),
-                                       clamp_size(start.size().rows(), 24));
+      observe_ = start.observe();
+      terminal_ = observe_ ? environments_.observe(start.session_id())
+                           : environments_.attach(start.session_id(), clamp_size(start.size().cols(), 80),
+                                                  clamp_size(start.size().rows(), 24));
     });
     if (!status.ok()) {
       std::lock_guard lock(mutex_);
       return finish(std::move(status));
     }
     loop_.add(terminal_->wait_fd(), [this] {
-      if (deliver(terminal_->read(std::chrono::milliseconds(0)))) loop_.rearm(terminal_->wait_fd());
+      auto chunk = terminal_->read(std::chrono::milliseconds(0));
+      if (deliver(std::move(chunk), terminal_->news())) loop_.rearm(terminal_->wait_fd());
     });
     StartRead(&in_);
   }
 
-  // Output read from the terminal, or its end (nullopt). True when more may
-  // be read now.
-  bool deliver(std::optional<std::string> chunk) {
+  // Output read from the terminal, or its end (nullopt), and its news. True
+  // when more may be read now.
+  bool deliver(std::optional<std::string> chunk, Terminal::News news) {
     std::lock_guard lock(mutex_);
     if (finished_ || ended_) return false;
+    for (auto& text : news.messages) events_.emplace_back().set_staff_message(std::move(text));
+    if (news.watchers) events_.emplace_back().set_observers(*news.watchers);
     if (!chunk) {
       ended_ = true;
       if (!writing_) end();
@@ -155,15 +169,20 @@ class AttachReactor final : public grpc::ServerBidiReactor<v1::AttachRequest, v1
     } else {
       pending_ += *chunk;
     }
-    if (!writing_ && !pending_.empty()) write_pending();
+    if (!writing_ && (!pending_.empty() || !events_.empty())) write_next();
     paused_ = pending_.size() >= kMaxPending;
     return !paused_;
   }
 
-  // The rest, under mutex_.
-  void write_pending() {
-    out_.set_output(std::move(pending_));
-    pending_.clear();
+  // The output waiting, else the next event; under mutex_, with one of them there.
+  void write_next() {
+    if (!pending_.empty()) {
+      out_.set_output(std::move(pending_));
+      pending_.clear();
+    } else {
+      out_ = std::move(events_.front());
+      events_.pop_front();
+    }
     writing_ = true;
     StartWrite(&out_);
   }
@@ -190,10 +209,12 @@ class AttachReactor final : public grpc::ServerBidiReactor<v1::AttachRequest, v1
   Environments& environments_;
   TerminalLoop& loop_;
   std::unique_ptr<Terminal> terminal_;  // set once, by start()
+  bool observe_ = false;                // staff's read-only view (set with terminal_)
   v1::AttachRequest in_;
   std::mutex mutex_;
   v1::AttachResponse out_;
   std::string pending_;
+  std::deque<v1::AttachResponse> events_;  // messages and observer counts, after pending_
   bool writing_ = false;
   bool paused_ = false;
   bool ended_ = false;

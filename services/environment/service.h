@@ -24,6 +24,8 @@ class EnvironmentService final : public v1::EnvironmentService::WithCallbackMeth
   grpc::Status ListEnvironments(grpc::ServerContext*, const v1::ListEnvironmentsRequest* request,
                                 v1::ListEnvironmentsResponse* response) override;
   grpc::ServerBidiReactor<v1::AttachRequest, v1::AttachResponse>* Attach(grpc::CallbackServerContext*) override;
+  grpc::Status SendMessage(grpc::ServerContext*, const v1::SendMessageRequest* request,
+                           v1::SendMessageResponse* response) override;
   grpc::Status ReconcileEnvironments(grpc::ServerContext*, const v1::ReconcileEnvironmentsRequest*,
                                      v1::ReconcileEnvironmentsResponse* response) override;
 

@@ -81,6 +81,18 @@ void fill(v1::SessionStatus* out, const Session& s, TimePoint now) {
   out->set_technical_message(d.technical_message);
 }
 
+void fill(v1::SessionTransition* t, const HistoryEntry& h) {
+  if (h.from) t->set_from_state(proto_enum(*h.from));
+  t->set_to_state(proto_enum(h.to));
+  t->set_reason(h.reason);
+  t->set_termination_reason(proto_enum(h.termination_reason));
+  t->set_failure_class(proto_enum(h.failure_class));
+  t->set_actor(h.actor);
+  *t->mutable_at() = to_proto(h.at);
+  t->set_kind(h.kind);
+  t->set_seconds(h.seconds);
+}
+
 void fill(v1::Exam* out, const Exam& e) {
   out->set_exam_id(e.exam_id);
   out->set_title(e.title);
@@ -336,21 +348,16 @@ grpc::Status LifecycleService::ExtendSession(grpc::ServerContext*, const v1::Ext
   });
 }
 
+grpc::Status LifecycleService::RecordMessage(grpc::ServerContext*, const v1::RecordMessageRequest* request,
+                                             v1::SessionTransition* response) {
+  return handle_rpc(
+      [&] { fill(response, store_.record_message(request->session_id(), request->text(), request->actor())); });
+}
+
 grpc::Status LifecycleService::ListTransitions(grpc::ServerContext*, const v1::ListTransitionsRequest* request,
                                                v1::ListTransitionsResponse* response) {
   return handle_rpc([&] {
-    for (const HistoryEntry& h : store_.history(request->session_id())) {
-      auto* t = response->add_transitions();
-      if (h.from) t->set_from_state(proto_enum(*h.from));
-      t->set_to_state(proto_enum(h.to));
-      t->set_reason(h.reason);
-      t->set_termination_reason(proto_enum(h.termination_reason));
-      t->set_failure_class(proto_enum(h.failure_class));
-      t->set_actor(h.actor);
-      *t->mutable_at() = to_proto(h.at);
-      t->set_kind(h.kind);
-      t->set_seconds(h.seconds);
-    }
+    for (const HistoryEntry& h : store_.history(request->session_id())) fill(response->add_transitions(), h);
   });
 }
 

@@ -36,6 +36,8 @@ class LifecycleService final
                                                            const v1::WatchSessionRequest* request) override;
   grpc::Status ListTransitions(grpc::ServerContext*, const v1::ListTransitionsRequest* request,
                                v1::ListTransitionsResponse* response) override;
+  grpc::Status RecordMessage(grpc::ServerContext*, const v1::RecordMessageRequest* request,
+                             v1::SessionTransition* response) override;
   grpc::Status ExtendSession(grpc::ServerContext*, const v1::ExtendSessionRequest* request,
                              v1::Session* response) override;
   grpc::Status ListExams(grpc::ServerContext*, const v1::ListExamsRequest* request,

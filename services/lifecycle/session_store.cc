@@ -234,6 +234,37 @@ Session SessionStore::extend(const ExtendRequest& request) {
   return s;
 }
 
+HistoryEntry SessionStore::record_message(std::string_view session_id_in, std::string_view text,
+                                          std::string_view actor) {
+  const std::string session_id = require_uuid("exam_session_id", session_id_in);
+  if (text.empty()) throw Error("INVALID_ARGUMENT", "text is required", Json{{"field", "text"}});
+  check_text("text", text, kMaxReason);
+  check_text("actor", actor, kMaxActor);
+  HistoryEntry h;
+  h.kind = "message";
+  h.reason = std::string(text);
+  h.actor = actor.empty() ? "unknown" : std::string(actor);
+  h.at = clock_.now();
+  auto conn = pool_.acquire();
+  static const std::string sql =
+      "INSERT INTO session_transitions (session_id, from_state, to_state, reason, actor, at, kind)"
+      " SELECT session_id, state, state, $2, $3, $4::timestamptz, 'message' FROM sessions"
+      " WHERE session_id = $1 AND state IN ('ready', 'running') RETURNING to_state";
+  const PgResult r = conn->exec_prepared(sql, {session_id, h.reason, h.actor, sql_time(h.at)});
+  if (r.rows() == 0) {
+    const PgResult current = conn->exec("SELECT state FROM sessions WHERE session_id = $1", {session_id});
+    if (current.rows() == 0) throw Error("SESSION_NOT_FOUND", "Session not found", Json{{"session_id", session_id}});
+    const State state = parse_state(current.text(0, 0)).value_or(State::failed);
+    if (state == State::created || state == State::initializing)
+      throw Error("SESSION_NOT_READY", "The session's environment is not ready yet: there is no terminal to tell");
+    throw Error("SESSION_TERMINATED", "The session has ended", Json{{"current_state", name(state)}});
+  }
+  h.to = parse_state(r.text(0, 0)).value_or(State::failed);
+  h.from = h.to;
+  log::info("session_message", {{"session_id", session_id}, {"actor", h.actor}});
+  return h;
+}
+
 void SessionStore::transition_refused(PgConnection& conn, const std::string& session_id, State to) {
   const PgResult current = conn.exec("SELECT state, deadline <= $2::timestamptz FROM sessions WHERE session_id = $1",
                                      {session_id, sql_time(clock_.now())});

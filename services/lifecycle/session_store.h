@@ -74,7 +74,7 @@ struct ExtendRequest {
 };
 
 struct HistoryEntry {
-  std::string kind = "transition";  // or "extend" (`seconds` more time)
+  std::string kind = "transition";  // or "extend" (`seconds` more time), or "message" (staff's, the reason)
   int64_t seconds = 0;
   std::optional<State> from;  // none for creation
   State to = State::created;
@@ -114,6 +114,12 @@ class SessionStore final {
   // the most in all), SESSION_NOT_FOUND, INVALID_TRANSITION (ended, or its
   // time is up).
   Session extend(const ExtendRequest& request);
+
+  // A staff message for the candidate, in the session's history before it is
+  // sent. Only while the session has a terminal (ready or running):
+  // SESSION_NOT_READY before, SESSION_TERMINATED after; INVALID_ARGUMENT,
+  // SESSION_NOT_FOUND.
+  HistoryEntry record_message(std::string_view session_id, std::string_view text, std::string_view actor);
 
   // SESSION_NOT_FOUND. `owner`: when set, a copy in memory answers only if the
   // session is this user's (see set_cache); anyone else's costs a database

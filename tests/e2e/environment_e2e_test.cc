@@ -3,9 +3,12 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <sstream>
 #include <fstream>
@@ -13,9 +16,12 @@
 
 #include "common/files.h"
 #include "common/json.h"
+#include "common/grpc_server.h"
 #include "common/uuid.h"
+#include "examiso/v1/environment.grpc.pb.h"
 #include "examiso/v1/lifecycle.grpc.pb.h"
 #include "services/environment/sandbox/cgroup.h"
+#include "services/environment/sandbox/frames.h"
 #include "tests/support/eventually.h"
 #include "tests/support/platform.h"
 #include "tests/support/postgres.h"
@@ -226,6 +232,84 @@ TEST_F(EnvironmentE2E, ReattachingResumesTheSameShellWithRecentOutput) {
   TerminalClient third(env_address(), session);
   third.send("echo still-here\n");
   EXPECT_TRUE(third.wait_for("still-here", kWait));
+}
+
+// Staff observe a terminal beside its candidate: the recent output, then the
+// live; nothing an observer sends reaches the shell; the candidate keeps the
+// terminal and is told how many observe.
+TEST_F(EnvironmentE2E, ObserversSeeTheTerminalAndCannotTouchIt) {
+  const std::string session = new_session();
+  const std::string environment_id = create(session)["environment_id"];
+  TerminalClient candidate(env_address(), session);
+  candidate.send("echo before-$((20+1))\n");
+  ASSERT_TRUE(candidate.wait_for("before-21", kWait));
+  TerminalClient observer(env_address(), session, 80, 24, true), second(env_address(), session, 80, 24, true);
+  EXPECT_TRUE(observer.wait_for("before-21", kWait)) << "the replay";
+  EXPECT_TRUE(testing::eventually([&] { return candidate.observers() == 2; }, kWait)) << candidate.observers();
+  observer.send("touch /tmp/observer-typed\n");
+  observer.resize(33, 11);
+  // And straight on the keeper's staff socket (past the service, which drops
+  // an observer's input itself): ignored there too.
+  const int raw = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  const std::string path = sandbox(environment_id) + "/control/observe.sock";
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  ASSERT_EQ(connect(raw, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << path;
+  using sandbox::FrameType;
+  EXPECT_TRUE(sandbox::write_all(raw, sandbox::encode_frame(FrameType::view, "")));
+  char replay[64];
+  ASSERT_GT(read(raw, replay, sizeof replay), 0) << "a viewer, sent the replay";
+  EXPECT_TRUE(sandbox::write_all(raw, sandbox::encode_frame(FrameType::input, "touch /tmp/observer-typed\n") +
+                                          sandbox::encode_resize(33, 11)));
+  const size_t mark = candidate.output_size();
+  candidate.send("stty size; test -e /tmp/observer-typed && echo EXISTS || echo absent-$((3*3))\n");
+  ASSERT_TRUE(candidate.wait_for("absent-9", kWait, mark)) << candidate.output().substr(mark);
+  EXPECT_EQ(candidate.output().find("11 33", mark), std::string::npos) << "an observer resized the terminal";
+  EXPECT_TRUE(observer.wait_for("absent-9", kWait)) << "live output";
+  EXPECT_TRUE(second.wait_for("absent-9", kWait));
+  EXPECT_FALSE(candidate.ended()) << "an observer displaced the candidate";
+  EXPECT_EQ(observer.messages().size(), 0u);
+  EXPECT_EQ(observer.observers(), -1) << "observers are not told of each other";
+  EXPECT_TRUE(observer.detach().ok());
+  close(raw);
+  EXPECT_TRUE(testing::eventually([&] { return candidate.observers() == 1; }, kWait)) << candidate.observers();
+}
+
+// A staff message reaches the attached client, or waits for the next one.
+TEST_F(EnvironmentE2E, StaffMessagesReachTheCandidatesTerminal) {
+  auto stub = v1::EnvironmentService::NewStub(make_channel(env_address(), "environment", "gateway"));
+  const auto send = [&](const std::string& session, const std::string& text, v1::SendMessageResponse* out) {
+    v1::SendMessageRequest r;
+    r.set_session_id(session);
+    r.set_text(text);
+    grpc::ClientContext c;
+    return stub->SendMessage(&c, r, out);
+  };
+  const std::string session = new_session();
+  create(session);
+  v1::SendMessageResponse answer;
+  for (const std::string& bad : {std::string(), std::string(2001, 'x')}) {
+    const grpc::Status s = send(session, bad, &answer);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  }
+  EXPECT_EQ(send(new_uuid(), "hello", &answer).error_code(), grpc::StatusCode::NOT_FOUND);
+  {
+    TerminalClient candidate(env_address(), session);
+    candidate.send("echo attached\n");
+    ASSERT_TRUE(candidate.wait_for("attached", kWait));
+    ASSERT_TRUE(send(session, "Please keep your camera on.", &answer).ok());
+    EXPECT_TRUE(answer.delivered());
+    EXPECT_TRUE(testing::eventually([&] { return candidate.messages().size() == 1; }, kWait));
+    EXPECT_EQ(candidate.messages(), std::vector<std::string>{"Please keep your camera on."});
+    EXPECT_EQ(candidate.output().find("camera"), std::string::npos) << "a message is not terminal output";
+    EXPECT_TRUE(candidate.detach().ok());
+  }
+  EXPECT_TRUE(testing::eventually([&] { return send(session, "Five minutes left.", &answer).ok() && !answer.delivered(); },
+                                  kWait));
+  TerminalClient next(env_address(), session);
+  EXPECT_TRUE(testing::eventually([&] { return !next.messages().empty(); }, kWait));
+  EXPECT_EQ(next.messages().front(), "Five minutes left.");
 }
 
 // A second client takes the terminal (a second tab): the first one's stream

@@ -1166,6 +1166,87 @@ TEST_F(GatewayTest, AProctorGivesMoreTime) {
   EXPECT_EQ(extension["from_state"], "running");
 }
 
+// A proctor watches a candidate's terminal: the recent output, then the live;
+// what the observer types never reaches the shell; the candidate keeps the
+// terminal and is told that someone watches (and when nobody does any more).
+TEST_F(GatewayTest, AProctorWatchesATerminalReadOnly) {
+  const Candidate c = candidate_with_session();
+  auto ws = terminal(c);
+  ws->send(R"({"type":"input","data":"echo before-$((20+1))\n"})");
+  ASSERT_TRUE(output_contains(*ws, "before-21"));
+  const std::string proctor = staff_token("proctor");
+  const std::string path = "/v1/admin/sessions/" + c.session + "/terminal";
+  auto view = WsClient::connect(gw, path, {{"Authorization", "Bearer " + proctor}});
+  EXPECT_TRUE(output_contains(*view, "before-21")) << "the replay first";
+  const auto watching = until(*ws, [](const Json& j) { return j.value("type", "") == "watching"; });
+  ASSERT_TRUE(watching) << "the candidate is told";
+  EXPECT_EQ((*watching)["observers"], 1);
+  // The observer types: nothing reaches the shell, and nobody is displaced.
+  view->send(R"({"type":"input","data":"touch /tmp/observer-typed; echo typed-by-$((1+1))\n"})");
+  view->send(R"({"type":"resize","cols":33,"rows":11})");
+  ws->send(R"({"type":"input","data":"echo after-$((40+2))\n"})");
+  EXPECT_TRUE(output_contains(*ws, "after-42"));
+  EXPECT_TRUE(output_contains(*view, "after-42")) << "live";
+  ws->send(R"({"type":"input","data":"test -e /tmp/observer-typed && echo EXISTS || echo ABSENT-$((3*3))\n"})");
+  EXPECT_TRUE(output_contains(*ws, "ABSENT-9")) << "the observer's input reached the shell";
+  // A candidate may not watch (even their own session) this way.
+  auto refused = WsClient::connect(gw, path, {{"Authorization", "Bearer " + c.token}});
+  EXPECT_EQ(refused->wait_closed(), 4003);
+  view.reset();
+  const auto alone = until(*ws, [](const Json& j) { return j.value("type", "") == "watching"; });
+  ASSERT_TRUE(alone);
+  EXPECT_EQ((*alone)["observers"], 0);
+  ws->send(R"({"type":"input","data":"echo still-mine\n"})");
+  EXPECT_TRUE(output_contains(*ws, "still-mine"));
+}
+
+// A proctor's message: the candidate's terminal gets it as a notice, or the
+// next connection does when none is open; it is in the history with who sent it.
+TEST_F(GatewayTest, AProctorSendsTheCandidateAMessage) {
+  const Candidate c = candidate_with_session();
+  const std::string proctor_user = new_uuid(), proctor = staff_token("proctor", proctor_user);
+  const std::string path = "/v1/admin/sessions/" + c.session + "/message";
+  const std::string too_long = R"({"text":")" + std::string(2001, 'x') + "\"}";
+  for (const std::string& bad : {std::string(), std::string("{}"), std::string(R"({"text":""})"),
+                                 std::string(R"({"text":7})"), too_long}) {
+    const HttpResult r = testing::http_as(proctor, gw, "POST", path, bad);
+    EXPECT_EQ(r.status, 400) << bad.substr(0, 20) << " " << r.body;
+  }
+  auto ws = terminal(c);
+  ASSERT_TRUE(until(*ws, [](const Json& j) { return j.value("type", "") == "status"; }));
+  HttpResult r = testing::http_as(proctor, gw, "POST", path, R"({"text":"Please keep your camera on."})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(data_of(r)["delivered"], true);
+  auto notice = until(*ws, [](const Json& j) { return j.value("type", "") == "notice"; });
+  ASSERT_TRUE(notice);
+  EXPECT_EQ((*notice)["text"], "Please keep your camera on.");
+  // Nobody connected: kept for the next connection.
+  ws->close();
+  ws.reset();
+  EXPECT_TRUE(testing::eventually([&] {
+    r = testing::http_as(proctor, gw, "POST", path, R"({"text":"Five minutes left."})");
+    return r.status == 200 && data_of(r)["delivered"] == false;
+  }, 5s)) << r.body;
+  ws = terminal(c);
+  notice = until(*ws, [](const Json& j) { return j.value("type", "") == "notice"; });
+  ASSERT_TRUE(notice);
+  EXPECT_EQ((*notice)["text"], "Five minutes left.");
+  r = testing::http_as(proctor, gw, "GET", "/v1/admin/sessions/" + c.session);
+  int messages = 0;
+  const Json history = data_of(r)["transitions"];
+  for (const auto& t : history) {
+    if (t["kind"] != "message") continue;
+    ++messages;
+    EXPECT_EQ(t["actor"], "staff:" + proctor_user);
+  }
+  EXPECT_GE(messages, 2) << history.dump();
+  // An ended session has no terminal to tell.
+  ASSERT_EQ(testing::http_as(proctor, gw, "POST", "/v1/admin/sessions/" + c.session + "/terminate",
+                             R"({"reason":"done"})").status, 200);
+  r = testing::http_as(proctor, gw, "POST", path, R"({"text":"too late"})");
+  EXPECT_EQ(code_of(r), "SESSION_TERMINATED") << r.body;
+}
+
 // More time in all than lifecycle.max_extension_seconds is refused, whatever
 // the steps; a session not started yet starts with the time it was given.
 TEST_F(GatewayTest, MoreTimeHasALimitAndCountsBeforeTheStart) {

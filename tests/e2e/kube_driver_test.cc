@@ -208,6 +208,44 @@ TEST(KubeDriver, RunsTheExamsSetupInThePodAndReportsItsFailure) {
   EXPECT_TRUE(nothing_left(api));
 }
 
+// Staff's socket in the pod, through an exec as the terminal's: an observer
+// sees the candidate's output and is counted; a message reaches the candidate.
+TEST(KubeDriver, ObserversAndMessagesGoThroughThePodsKeeper) {
+  StandinApiServer api;
+  KubeDriver driver(endpoint_of(api), options());
+  const EnvironmentSpec spec = spec_for();
+  driver.create(spec, std::chrono::steady_clock::now() + 10s);
+  auto t = driver.attach(spec.environment_id, 80, 24);
+  auto observer = driver.open_observer(spec.environment_id);
+  ASSERT_TRUE(observer->send(sandbox::encode_frame(sandbox::FrameType::view, "")));
+  std::string out, seen;
+  ASSERT_TRUE(testing::eventually([&] {
+    if (auto chunk = t->read(100ms)) out += *chunk;
+    return t->news().watchers == 1u;
+  }, 10s)) << "the candidate is told of the observer";
+  ASSERT_TRUE(t->write("echo \"watched-$((6*7))\"\n"));
+  EXPECT_TRUE(testing::eventually([&] {
+    if (auto chunk = observer->read(100ms)) seen += *chunk;
+    return seen.find("watched-42") != std::string::npos;
+  }, 10s)) << seen;
+  auto message = driver.open_observer(spec.environment_id);
+  ASSERT_TRUE(message->send(sandbox::encode_frame(sandbox::FrameType::message, "Five minutes left.")));
+  std::vector<std::string> answer, got;
+  EXPECT_TRUE(testing::eventually([&] {
+    message->read(100ms);
+    for (auto& m : message->news().messages) answer.push_back(m);
+    return !answer.empty();
+  }, 10s));
+  EXPECT_EQ(answer, std::vector<std::string>{"delivered"});
+  EXPECT_TRUE(testing::eventually([&] {
+    t->read(100ms);
+    for (auto& m : t->news().messages) got.push_back(m);
+    return !got.empty();
+  }, 10s));
+  EXPECT_EQ(got, std::vector<std::string>{"Five minutes left."});
+  driver.destroy(spec.environment_id);
+}
+
 TEST(KubeDriver, TheTerminalIsAnExecWithResizeAndFallsBackToV4) {
   for (const std::vector<std::string>& protocols :
        {std::vector<std::string>{"v5.channel.k8s.io", "v4.channel.k8s.io"}, std::vector<std::string>{"v4.channel.k8s.io"}}) {

@@ -4,13 +4,14 @@
 namespace examiso::testing {
 
 TerminalClient::TerminalClient(const std::string& address, const std::string& session_id, uint32_t cols,
-                               uint32_t rows)
+                               uint32_t rows, bool observe)
     : stub_(v1::EnvironmentService::NewStub(make_channel(address, "environment", "gateway"))) {
   stream_ = stub_->Attach(&context_);
   v1::AttachRequest start;
   start.mutable_start()->set_session_id(session_id);
   start.mutable_start()->mutable_size()->set_cols(cols);
   start.mutable_start()->mutable_size()->set_rows(rows);
+  start.mutable_start()->set_observe(observe);
   stream_->Write(start);
   reader_ = std::thread([this] {
     v1::AttachResponse r;
@@ -19,6 +20,10 @@ TerminalClient::TerminalClient(const std::string& address, const std::string& se
       if (r.has_ended()) {
         ended_ = true;
         ended_reason_ = r.ended().reason();
+      } else if (r.message_case() == v1::AttachResponse::kStaffMessage) {
+        messages_.push_back(r.staff_message());
+      } else if (r.message_case() == v1::AttachResponse::kObservers) {
+        observers_ = static_cast<int>(r.observers());
       } else if (discard_) {
         discarded_ += r.output().size();
       } else {
@@ -69,6 +74,16 @@ std::optional<size_t> TerminalClient::wait_for(const std::string& needle, std::c
 bool TerminalClient::wait_bytes(size_t bytes, std::chrono::milliseconds timeout) {
   std::unique_lock lock(mutex_);
   return cv_.wait_for(lock, timeout, [&] { return output_.size() >= bytes || ended_; }) && output_.size() >= bytes;
+}
+
+std::vector<std::string> TerminalClient::messages() {
+  std::lock_guard lock(mutex_);
+  return messages_;
+}
+
+int TerminalClient::observers() {
+  std::lock_guard lock(mutex_);
+  return observers_;
 }
 
 std::string TerminalClient::output() {

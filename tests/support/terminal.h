@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "examiso/v1/environment.grpc.pb.h"
 
@@ -15,7 +16,9 @@ namespace examiso::testing {
 
 class TerminalClient final {
  public:
-  TerminalClient(const std::string& address, const std::string& session_id, uint32_t cols = 80, uint32_t rows = 24);
+  // `observe`: staff's read-only view.
+  TerminalClient(const std::string& address, const std::string& session_id, uint32_t cols = 80, uint32_t rows = 24,
+                 bool observe = false);
   ~TerminalClient();
 
   bool send(const std::string& input);
@@ -31,6 +34,9 @@ class TerminalClient final {
   size_t output_size();
   bool ended();  // the stream ended (an `ended` message or an error)
   std::string ended_reason();
+  // The staff messages received, and the last number of observers told (-1: none told).
+  std::vector<std::string> messages();
+  int observers();
 
   // From now on output is read and counted, not kept (a flood of it).
   void discard_output();
@@ -48,6 +54,8 @@ class TerminalClient final {
   std::string output_;
   bool ended_ = false;
   std::string ended_reason_;
+  std::vector<std::string> messages_;
+  int observers_ = -1;
   bool detached_ = false;
   bool discard_ = false;
   size_t discarded_ = 0;

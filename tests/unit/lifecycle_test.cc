@@ -189,6 +189,31 @@ TEST_F(LifecycleTest, HistoryRecordsEveryTransition) {
   EXPECT_EQ(h[4].at, kStart + std::chrono::seconds(5));
 }
 
+// A staff message is history (kind message, the text as its reason) only
+// while the session has a terminal; anything else stores nothing.
+TEST_F(LifecycleTest, StaffMessagesAreHistoryWhileThereIsATerminal) {
+  const Session s = in_state(State::running);
+  const HistoryEntry h = store_->record_message(s.session_id, "Please keep your camera on.", "staff:p1");
+  EXPECT_EQ(h.kind, "message");
+  EXPECT_EQ(h.to, State::running);
+  const auto history = store_->history(s.session_id);
+  EXPECT_EQ(history.back().kind, "message");
+  EXPECT_EQ(history.back().reason, "Please keep your camera on.");
+  EXPECT_EQ(history.back().actor, "staff:p1");
+  EXPECT_EQ(history.back().from, State::running);
+  EXPECT_EQ(store_->get(s.session_id).version, s.version) << "a message changes nothing of the session";
+  EXPECT_EQ(error_code([&] { store_->record_message(in_state(State::created).session_id, "hi", "staff:p1"); }),
+            "SESSION_NOT_READY");
+  EXPECT_EQ(error_code([&] { store_->record_message(in_state(State::terminated).session_id, "hi", "staff:p1"); }),
+            "SESSION_TERMINATED");
+  EXPECT_EQ(error_code([&] { store_->record_message(new_uuid(), "hi", "staff:p1"); }), "SESSION_NOT_FOUND");
+  EXPECT_EQ(error_code([&] { store_->record_message(s.session_id, "", "staff:p1"); }), "INVALID_ARGUMENT");
+  EXPECT_EQ(error_code([&] { store_->record_message(s.session_id, std::string(2001, 'x'), "staff:p1"); }),
+            "INVALID_ARGUMENT");
+  EXPECT_EQ(error_code([&] { store_->record_message("nope", "hi", "staff:p1"); }), "INVALID_IDENTITY");
+  EXPECT_EQ(store_->history(s.session_id).size(), history.size()) << "a refused message left something";
+}
+
 // 50 callers race ready -> running: exactly one wins.
 TEST_F(LifecycleTest, ConcurrentTransitionsFromOneStateHaveOneWinner) {
   const Session s = in_state(State::ready);

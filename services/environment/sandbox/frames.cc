@@ -38,7 +38,7 @@ std::optional<Frame> FrameReader::next() {
   const auto b = [&](size_t i) { return static_cast<uint32_t>(static_cast<unsigned char>(buffer_[offset_ + i])); };
   const char type = buffer_[offset_];
   const uint32_t n = b(1) << 24 | b(2) << 16 | b(3) << 8 | b(4);
-  if (n > kMaxFramePayload || std::string_view("onircCx").find(type) == std::string_view::npos) {
+  if (n > kMaxFramePayload || std::string_view("onircCxvmw").find(type) == std::string_view::npos) {
     corrupt_ = true;
     return std::nullopt;
   }

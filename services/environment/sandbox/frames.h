@@ -5,6 +5,15 @@
 // keeper: input, resize (cols and rows as two big-endian uint16), claim (the
 // hostname a pooled sandbox takes when a session claims it; the environment
 // service's only, never forwarded from a terminal client).
+//
+// The keeper's second socket is for staff (--observe-socket): a connection's
+// first frame says what it is. `view`: a read-only observer, sent the replay
+// and then the live output, whatever it sends ignored; the candidate's client
+// gets `watchers` (the number of observers, in decimal) whenever it changes.
+// `message`: a proctor's message for the candidate, answered with a `message`
+// frame saying "delivered" (to the client attached now) or "queued" (kept for
+// the next one), and closed. The candidate's client gets the text in a
+// `message` frame.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -20,6 +29,9 @@ enum class FrameType : char {
   claim = 'c',
   claimed = 'C',
   taken = 'x',
+  view = 'v',
+  message = 'm',
+  watchers = 'w',
 };
 
 struct Frame {

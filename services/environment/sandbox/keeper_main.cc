@@ -90,6 +90,7 @@ using namespace examiso::sandbox;
 
 struct Options {
   std::string socket;
+  std::string observe_socket;  // staff's: observers and messages (see frames.h)
   std::string pid_file;
   size_t replay_bytes = 64 * 1024;
   double output_rate = 0;  // bytes a second; 0: no limit
@@ -150,7 +151,8 @@ class Keeper final {
 
   int run() {
     std::string why;
-    if (!mount_private(why) || !build_filter(why) || !start_shell(why) || !listen_socket(why)) {
+    if (!mount_private(why) || !build_filter(why) || !start_shell(why) || !listen_on(o_.socket, listener_, why) ||
+        (!o_.observe_socket.empty() && !listen_on(o_.observe_socket, observe_listener_, why))) {
       std::printf("failed: %s\n", why.c_str());
       std::fflush(stdout);
       return 1;
@@ -166,6 +168,7 @@ class Keeper final {
     loop();
     if (shell_.pid > 0) kill(-shell_.pid, SIGKILL);
     unlink(o_.socket.c_str());
+    if (!o_.observe_socket.empty()) unlink(o_.observe_socket.c_str());
     return 0;
   }
 
@@ -319,21 +322,21 @@ class Keeper final {
     return true;
   }
 
-  bool listen_socket(std::string& why) {
-    listener_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  bool listen_on(const std::string& path, int& listener, std::string& why) {
+    listener = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
-    if (o_.socket.size() >= sizeof addr.sun_path) {
+    if (path.size() >= sizeof addr.sun_path) {
       why = "socket path too long";
       return false;
     }
-    std::strcpy(addr.sun_path, o_.socket.c_str());
-    unlink(o_.socket.c_str());
-    if (bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(listener_, 4) != 0) {
-      why = std::string("cannot listen on ") + o_.socket + ": " + strerror(errno);
+    std::strcpy(addr.sun_path, path.c_str());
+    unlink(path.c_str());
+    if (bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(listener, 16) != 0) {
+      why = std::string("cannot listen on ") + path + ": " + strerror(errno);
       return false;
     }
-    chmod(o_.socket.c_str(), 0600);
+    chmod(path.c_str(), 0600);
     return true;
   }
 
@@ -349,7 +352,10 @@ class Keeper final {
 
   void send_output(std::string_view bytes, FrameType type = FrameType::output) {
     remember(bytes);
-    to_client(encode_frame(type, bytes));
+    const std::string frame = encode_frame(type, bytes);
+    to_client(frame);
+    for (size_t i = viewers_.size(); i-- > 0;)
+      if (viewers_[i].viewing) to_viewer(i, frame);
   }
 
   // The keeper never waits for its client: what the client has not taken yet
@@ -409,14 +415,110 @@ class Keeper final {
       release_on_attach_ = false;
       pending_input_ += "\n";
     }
-    // Replay from a line start when older output was cut off.
+    if (const std::string r = replay(); !r.empty()) to_client(r);
+    for (const auto& text : messages_) to_client(encode_frame(FrameType::message, text));
+    messages_.clear();
+    if (watching() > 0) to_client(encode_frame(FrameType::watchers, std::to_string(watching())));
+  }
+
+  // The recent output as one frame ("" when there is none), from a line start
+  // when older output was cut off.
+  std::string replay() const {
     std::string_view replay = replay_;
     if (replay.size() > o_.replay_bytes) replay.remove_prefix(replay.size() - o_.replay_bytes);
     if (replay.size() < replay_.size() || wrapped_) {
       const auto nl = replay.find('\n');
       if (nl != std::string_view::npos) replay.remove_prefix(nl + 1);
     }
-    if (!replay.empty()) to_client(encode_frame(FrameType::output, replay));
+    return replay.empty() ? std::string() : encode_frame(FrameType::output, replay);
+  }
+
+  // --- The observe socket: staff's observers and messages (frames.h) ---
+
+  struct Viewer {
+    int fd;
+    FrameReader reader;
+    std::string out;  // not taken yet
+    bool viewing = false;
+  };
+
+  size_t watching() const {
+    return static_cast<size_t>(std::count_if(viewers_.begin(), viewers_.end(), [](const Viewer& v) { return v.viewing; }));
+  }
+
+  void accept_viewer() {
+    const int fd = accept4(observe_listener_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) return;
+    if (viewers_.size() >= kMaxViewers) {
+      close(fd);
+      return;
+    }
+    viewers_.push_back(Viewer{fd, {}, {}, false});
+  }
+
+  // Whatever an observer sends after `view` is ignored: it never reaches the shell.
+  void read_viewer(size_t i) {
+    char buf[4096];
+    const ssize_t n = read(viewers_[i].fd, buf, sizeof buf);
+    if (n <= 0) {
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+      return drop_viewer(i);
+    }
+    if (viewers_[i].viewing) return;
+    viewers_[i].reader.feed(std::string_view(buf, static_cast<size_t>(n)));
+    const auto f = viewers_[i].reader.next();
+    if (viewers_[i].reader.corrupt()) return drop_viewer(i);
+    if (!f) return;
+    if (f->type == FrameType::view) {
+      viewers_[i].viewing = true;
+      if (const std::string r = replay(); !r.empty()) to_viewer(i, r);
+      tell_watchers();
+    } else if (f->type == FrameType::message) {
+      const bool delivered = client_ >= 0;
+      if (delivered) {
+        to_client(encode_frame(FrameType::message, f->payload));
+      } else {
+        if (messages_.size() == kMaxQueuedMessages) messages_.erase(messages_.begin());
+        messages_.push_back(f->payload);
+      }
+      write_all(viewers_[i].fd, encode_frame(FrameType::message, delivered ? "delivered" : "queued"));
+      drop_viewer(i);
+    } else {
+      drop_viewer(i);
+    }
+  }
+
+  // An observer that does not keep up is dropped: it never slows the candidate.
+  void to_viewer(size_t i, std::string_view frame) {
+    Viewer& v = viewers_[i];
+    v.out.append(frame);
+    while (!v.out.empty()) {
+      const ssize_t n = write(v.fd, v.out.data(), v.out.size());
+      if (n > 0) {
+        v.out.erase(0, static_cast<size_t>(n));
+      } else if (n < 0 && errno == EINTR) {
+        continue;
+      } else if (n < 0 && errno == EAGAIN && v.out.size() <= kViewerBacklog) {
+        return;
+      } else {
+        return drop_viewer(i);
+      }
+    }
+  }
+
+  void drop_viewer(size_t i) {
+    const bool was_viewing = viewers_[i].viewing;
+    close(viewers_[i].fd);
+    viewers_.erase(viewers_.begin() + static_cast<std::ptrdiff_t>(i));
+    if (was_viewing) tell_watchers();
+  }
+
+  void tell_watchers() { to_client(encode_frame(FrameType::watchers, std::to_string(watching()))); }
+
+  std::optional<size_t> viewer_of(int fd) const {
+    for (size_t i = 0; i < viewers_.size(); ++i)
+      if (viewers_[i].fd == fd) return i;
+    return std::nullopt;
   }
 
   void read_client() {
@@ -559,6 +661,8 @@ class Keeper final {
       if (master >= 0 && to_client_.size() < kClientBacklog && !budget_wait)
         fds.push_back({master, static_cast<short>(POLLIN | (pending_input_.empty() ? 0 : POLLOUT)), 0});
       if (client_ >= 0) fds.push_back({client_, static_cast<short>(POLLIN | (to_client_.empty() ? 0 : POLLOUT)), 0});
+      if (observe_listener_ >= 0) fds.push_back({observe_listener_, POLLIN, 0});
+      for (const Viewer& v : viewers_) fds.push_back({v.fd, static_cast<short>(POLLIN | (v.out.empty() ? 0 : POLLOUT)), 0});
       // Without a shell, go on at once to start one.
       const timespec now{0, 0};
       const timespec* timeout = master < 0 ? &now : budget_wait ? &*budget_wait : nullptr;
@@ -578,6 +682,12 @@ class Keeper final {
         } else if (p.fd == client_) {
           if (p.revents & POLLOUT) flush_client();
           if (client_ >= 0 && (p.revents & (POLLIN | POLLHUP | POLLERR))) read_client();
+        } else if (p.fd == observe_listener_) {
+          accept_viewer();
+        } else if (const auto i = viewer_of(p.fd)) {
+          // By its fd: viewers come and go within one pass.
+          if (p.revents & POLLOUT) to_viewer(*i, "");
+          if (const auto j = viewer_of(p.fd); j && (p.revents & (POLLIN | POLLHUP | POLLERR))) read_viewer(*j);
         }
       }
       if (shell_.master < 0 && !g_stop) {
@@ -601,6 +711,12 @@ class Keeper final {
   int backoff_ = 0;
   int listener_ = -1;
   int client_ = -1;
+  int observe_listener_ = -1;
+  std::vector<Viewer> viewers_;
+  std::vector<std::string> messages_;  // for the next client: none is attached
+  static constexpr size_t kMaxViewers = 128;
+  static constexpr size_t kViewerBacklog = 1 << 20;
+  static constexpr size_t kMaxQueuedMessages = 8;
   FrameReader reader_;
   std::string replay_;
   bool wrapped_ = false;
@@ -625,6 +741,8 @@ bool parse(int argc, char** argv, Options& o) {
       }
     } else if (a == "--socket" && has) {
       o.socket = argv[++i];
+    } else if (a == "--observe-socket" && has) {
+      o.observe_socket = argv[++i];
     } else if (a == "--pid-file" && has) {
       o.pid_file = argv[++i];
     } else if (a == "--replay-bytes" && has) {
@@ -701,7 +819,7 @@ int main(int argc, char** argv) {
   Options options;
   try {
     if (!parse(argc, argv, options)) {
-      std::fprintf(stderr, "usage: examiso-sandbox --socket PATH --pid-file PATH [--replay-bytes N] [--output-rate B] "
+      std::fprintf(stderr, "usage: examiso-sandbox --socket PATH [--observe-socket PATH] --pid-file PATH [--replay-bytes N] [--output-rate B] "
                            "[--cgroup-procs FILE]... [--cols C --rows R] [--idle] -- COMMAND...\n");
       return 2;
     }
