@@ -406,6 +406,58 @@ class Bench {
     bench::target("gateway: a typist's echo p99 beside a flood, over quiet p99 + 10 ms", l99, q99 + 10, 1.0, "ms");
   }
 
+  // Staff watch a candidate's terminal (issue 21): the candidate's echo p99
+  // with 50 observers reading it, over the same candidate's p99 with none, in
+  // alternating rounds of the same run.
+  void observers() {
+    constexpr int kObservers = 50;
+    while (users_.empty()) users_at_once(1, users_);
+    settle();
+    const User& u = users_.at(0);
+    const Json typist = terminal_target(u);
+    const std::string host = gw_;
+    const std::string path = "/v1/admin/sessions/" + u.session + "/terminal";
+    std::vector<std::string> staff;
+    for (int i = 0; i < kObservers; ++i) {
+      const auto r = testing::http(gw_, "POST", "/v1/dev/token", R"({"role":"proctor"})");
+      staff.push_back(Json::parse(r.body)["data"]["token"]);
+    }
+    std::vector<double> alone, watched;
+    size_t seen = 0;
+    for (int round = 0; round < kRounds; ++round) {
+      const auto a = lean_echo_ms(typist, 500);
+      alone.insert(alone.end(), a.begin(), a.end());
+      std::vector<std::unique_ptr<testing::BlockingWsClient>> views;
+      std::vector<std::thread> readers;
+      std::atomic<size_t> messages{0};
+      for (const auto& token : staff)
+        views.push_back(std::make_unique<testing::BlockingWsClient>(host, path,
+                                                                    testing::Headers{{"Authorization", "Bearer " + token}}));
+      for (auto& v : views)
+        readers.emplace_back([&messages, ws = v.get()] {
+          try {
+            for (;;) {
+              ws->receive();
+              ++messages;
+            }
+          } catch (const std::exception&) {  // closed: the round is over
+          }
+        });
+      std::this_thread::sleep_for(500ms);
+      const auto w = lean_echo_ms(typist, 500);
+      watched.insert(watched.end(), w.begin(), w.end());
+      seen += messages;
+      for (auto& v : views) v->close();
+      for (auto& t : readers) t.join();
+    }
+    const double a99 = percentile(alone, 0.99), w99 = percentile(watched, 0.99);
+    std::printf("terminal echo with %d observers on it, %d rounds of 500 keys: p50 %.3f ms, p99 %.3f ms; the same "
+                "candidate unobserved: p50 %.3f ms, p99 %.3f ms (target: p99 + 1 ms at most); the observers got "
+                "%zu messages\n",
+                kObservers, kRounds, percentile(watched, 0.5), w99, percentile(alone, 0.5), a99, seen);
+    bench::target("gateway: echo p99 with 50 observers, over unobserved p99 + 1 ms", w99, a99 + 1, 1.0, "ms");
+  }
+
   void many_terminals(size_t n) {
     while (users_.size() < n) {
       std::vector<User> more;
@@ -463,7 +515,7 @@ class Bench {
 
 }  // namespace
 
-// gateway_bench [terminals [part...]]: parts are create, status, terminal (echo and output), flood and many;
+// gateway_bench [terminals [part...]]: parts are create, status, terminal (echo and output), flood, observers and many;
 // all by default.
 int main(int argc, char** argv) {
   const size_t terminals = argc > 1 ? std::stoul(argv[1]) : 500;
@@ -476,6 +528,7 @@ int main(int argc, char** argv) {
   if (run("status")) bench.status_wrk();
   if (run("terminal") || run("echo") || run("output")) bench.terminal_versus_peer(run("terminal") || run("echo"), run("terminal") || run("output"));
   if (run("flood")) bench.flood();
+  if (run("observers")) bench.observers();
   if (run("many")) bench.many_terminals(terminals);
   return examiso::bench::finish_targets();
 }

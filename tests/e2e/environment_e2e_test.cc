@@ -276,6 +276,29 @@ TEST_F(EnvironmentE2E, ObserversSeeTheTerminalAndCannotTouchIt) {
   EXPECT_TRUE(testing::eventually([&] { return candidate.observers() == 1; }, kWait)) << candidate.observers();
 }
 
+// An observer that stops reading is dropped once 1 MiB behind: the
+// candidate's output never waits for it.
+TEST_F(EnvironmentE2E, AnObserverThatDoesNotReadIsDroppedNotWaitedFor) {
+  const std::string session = new_session();
+  const std::string environment_id = create(session)["environment_id"];
+  TerminalClient candidate(env_address(), session);
+  candidate.send("echo ready-$((2+2))\n");
+  ASSERT_TRUE(candidate.wait_for("ready-4", kWait));
+  const int stuck = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  const std::string path = sandbox(environment_id) + "/control/observe.sock";
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  ASSERT_EQ(connect(stuck, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << path;
+  ASSERT_TRUE(sandbox::write_all(stuck, sandbox::encode_frame(sandbox::FrameType::view, "")));
+  ASSERT_TRUE(testing::eventually([&] { return candidate.observers() == 1; }, kWait));
+  // 6 MB of output; the observer reads none of it.
+  candidate.send("head -c 6000000 /dev/zero | tr '\\0' a; echo; echo flood-$((1+1))-done\n");
+  EXPECT_TRUE(candidate.wait_for("flood-2-done", std::chrono::seconds(30))) << candidate.output_size();
+  EXPECT_TRUE(testing::eventually([&] { return candidate.observers() == 0; }, kWait)) << "the observer was kept";
+  close(stuck);
+}
+
 // A staff message reaches the attached client, or waits for the next one.
 TEST_F(EnvironmentE2E, StaffMessagesReachTheCandidatesTerminal) {
   auto stub = v1::EnvironmentService::NewStub(make_channel(env_address(), "environment", "gateway"));

@@ -1,5 +1,7 @@
 #include "tests/support/http_client.h"
 
+#include <sys/socket.h>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -315,6 +317,8 @@ BlockingWsClient::~BlockingWsClient() {
 }
 
 void BlockingWsClient::send(const std::string& text) { impl_->ws.write(net::buffer(text)); }
+
+void BlockingWsClient::close() { ::shutdown(impl_->ws.next_layer().native_handle(), SHUT_RDWR); }
 
 std::string BlockingWsClient::receive() {
   impl_->buffer.clear();

@@ -84,6 +84,8 @@ class BlockingWsClient {
   void send(const std::string& text);
   // Waits for the next message (without a time limit); throws when the connection ends.
   std::string receive();
+  // Ends the connection, from any thread: a receive() waiting on it throws.
+  void close();
 
  private:
   struct Impl;

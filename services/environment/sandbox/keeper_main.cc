@@ -354,8 +354,18 @@ class Keeper final {
     remember(bytes);
     const std::string frame = encode_frame(type, bytes);
     to_client(frame);
+    // Observers get it in batches (kViewerBatch apart): a keystroke's echo is
+    // one write here, not one per observer, and so is its cost on every hop after.
+    if (watching() == 0) return;
+    for_viewers_ += frame;
+    if (!viewers_due_) viewers_due_ = std::chrono::steady_clock::now() + kViewerBatch;
+  }
+
+  void flush_viewers() {
     for (size_t i = viewers_.size(); i-- > 0;)
-      if (viewers_[i].viewing) to_viewer(i, frame);
+      if (viewers_[i].viewing) to_viewer(i, for_viewers_);
+    for_viewers_.clear();
+    viewers_due_.reset();
   }
 
   // The keeper never waits for its client: what the client has not taken yet
@@ -470,6 +480,7 @@ class Keeper final {
     if (viewers_[i].reader.corrupt()) return drop_viewer(i);
     if (!f) return;
     if (f->type == FrameType::view) {
+      flush_viewers();  // what is waiting is in the replay already
       viewers_[i].viewing = true;
       if (const std::string r = replay(); !r.empty()) to_viewer(i, r);
       tell_watchers();
@@ -665,7 +676,15 @@ class Keeper final {
       for (const Viewer& v : viewers_) fds.push_back({v.fd, static_cast<short>(POLLIN | (v.out.empty() ? 0 : POLLOUT)), 0});
       // Without a shell, go on at once to start one.
       const timespec now{0, 0};
-      const timespec* timeout = master < 0 ? &now : budget_wait ? &*budget_wait : nullptr;
+      std::optional<timespec> wait = budget_wait;
+      if (viewers_due_) {
+        const auto ns = std::max<int64_t>(
+            0, std::chrono::duration_cast<std::chrono::nanoseconds>(*viewers_due_ - std::chrono::steady_clock::now())
+                   .count());
+        const timespec due{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+        if (!wait || ns < wait->tv_sec * 1'000'000'000LL + wait->tv_nsec) wait = due;
+      }
+      const timespec* timeout = master < 0 ? &now : wait ? &*wait : nullptr;
       if (wait_for(fds.data(), fds.size(), timeout) < 0 && errno != EINTR) break;
       for (const pollfd& p : fds) {
         if (!p.revents) continue;
@@ -690,6 +709,7 @@ class Keeper final {
           if (const auto j = viewer_of(p.fd); j && (p.revents & (POLLIN | POLLHUP | POLLERR))) read_viewer(*j);
         }
       }
+      if (viewers_due_ && std::chrono::steady_clock::now() >= *viewers_due_) flush_viewers();
       if (shell_.master < 0 && !g_stop) {
         std::string why;
         if (start_shell(why)) {
@@ -713,6 +733,9 @@ class Keeper final {
   int client_ = -1;
   int observe_listener_ = -1;
   std::vector<Viewer> viewers_;
+  std::string for_viewers_;  // output the observers have not been sent yet
+  std::optional<std::chrono::steady_clock::time_point> viewers_due_;
+  static constexpr std::chrono::milliseconds kViewerBatch{50};
   std::vector<std::string> messages_;  // for the next client: none is attached
   static constexpr size_t kMaxViewers = 128;
   static constexpr size_t kViewerBacklog = 1 << 20;
