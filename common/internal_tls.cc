@@ -36,6 +36,7 @@ constexpr std::pair<std::string_view, std::string_view> kCallers[] = {
     {"/examiso.v1.LifecycleService/ListTransitions", "gateway operator"},  // the staff console
     {"/examiso.v1.LifecycleService/ExtendSession", "gateway operator"},
     {"/examiso.v1.LifecycleService/RecordMessage", "gateway operator"},
+    {"/examiso.v1.LifecycleService/RecordConnection", "gateway operator"},
     {"/examiso.v1.LifecycleService/ListExams", "gateway environment operator"},
     {"/examiso.v1.LifecycleService/GetExam", "environment operator"},
     {"/examiso.v1.EnvironmentService/CreateEnvironment", "lifecycle operator"},

@@ -35,7 +35,9 @@ Json session_json(const v1::Session& x) {
               {"deadline", time_json(x.has_deadline(), x.deadline())},
               {"terminated_at", time_json(x.has_terminated_at(), x.terminated_at())},
               {"remaining_seconds", x.remaining_seconds()},
-              {"extended_seconds", x.extended_seconds()}};
+              {"extended_seconds", x.extended_seconds()},
+              {"connected", x.connected()},
+              {"last_seen_at", time_json(x.has_last_seen_at(), x.last_seen_at())}};
 }
 
 Json transition_json(const v1::SessionTransition& x) {

@@ -103,11 +103,14 @@ const Json& time_expired() {
 // dropped here, and the environment service attaches it as an observer.
 class TerminalBridge final : public WsHandler, public std::enable_shared_from_this<TerminalBridge> {
  public:
+  // `user_id` and `client_ip`: the candidate's (empty for an observer).
   TerminalBridge(Backends& backends, Metrics& metrics, std::string session_id, std::optional<SystemTime> deadline,
-                 bool observer)
+                 bool observer, std::string user_id = "", std::string client_ip = "")
       : backends_(backends),
         metrics_(metrics),
         session_id_(std::move(session_id)),
+        user_id_(std::move(user_id)),
+        client_ip_(std::move(client_ip)),
         deadline_(deadline),
         observer_(observer),
         kind_(observer ? "observer" : "terminal"),
@@ -126,6 +129,7 @@ class TerminalBridge final : public WsHandler, public std::enable_shared_from_th
     }
     peer_ = std::move(peer);
     self_ = shared_from_this();
+    record_connection(true, "from " + client_ip_);
     if (deadline_) arm(*deadline_);
     attach_.begin();
     watch_.begin();
@@ -151,6 +155,7 @@ class TerminalBridge final : public WsHandler, public std::enable_shared_from_th
   void on_closed() override {
     {
       std::lock_guard lock(mutex_);
+      if (!closing_) why_closed_ = "the connection closed";
       closing_ = true;  // the client is gone: nothing more to tell it
     }
     attach_.context.TryCancel();
@@ -171,6 +176,7 @@ class TerminalBridge final : public WsHandler, public std::enable_shared_from_th
       std::lock_guard lock(mutex_);
       if (closing_ || !peer_) return;
       closing_ = true;
+      why_closed_ = reason.empty() ? std::to_string(code) : reason;
       if (!last_message.is_null()) peer_->send(compact_json(last_message));
       peer_->close(code, reason);
       attach_.context.TryCancel();
@@ -232,10 +238,30 @@ class TerminalBridge final : public WsHandler, public std::enable_shared_from_th
     });
   }
 
+  // The candidate's connections, for the staff (connected, last seen, the
+  // history's connects and drops). Not waited for; a failure is logged.
+  void record_connection(bool connected, const std::string& detail) {
+    if (observer_) return;
+    v1::RecordConnectionRequest r;
+    r.set_session_id(session_id_);
+    r.set_connected(connected);
+    r.set_detail(detail);
+    r.set_actor("gateway:" + user_id_);
+    auto call = backends_.call<v1::RecordConnectionRequest, v1::RecordConnectionResponse>(std::move(r));
+    backends_.lifecycle()->RecordConnection(&call->context, &call->request, &call->response, [call](grpc::Status s) {
+      if (!s.ok())
+        log::warn("connection_not_recorded", {{"session_id", call->request.session_id()},
+                                              {"connected", call->request.connected()},
+                                              {"code", s.error_code()},
+                                              {"message", s.error_message()}});
+    });
+  }
+
   void reactor_done() {
     std::unique_lock lock(mutex_);
     if (--running_ > 0) return;
     auto alarm = std::move(alarm_);
+    record_connection(false, why_closed_.empty() ? "the connection closed" : why_closed_);
     metrics_.websocket_closed(kind_);
     peer_.reset();
     auto self = std::move(self_);
@@ -399,9 +425,11 @@ class TerminalBridge final : public WsHandler, public std::enable_shared_from_th
   Backends& backends_;
   Metrics& metrics_;
   std::string session_id_;
+  const std::string user_id_, client_ip_;
   std::optional<SystemTime> deadline_;  // as known when the terminal opened
   const bool observer_;
   const std::string kind_;  // for the metrics
+  std::string why_closed_;  // for the history's disconnect (under mutex_)
   std::mutex mutex_;
   std::unique_ptr<grpc::Alarm> alarm_;
   std::optional<SystemTime> armed_;
@@ -501,11 +529,12 @@ void open_terminal(Backends& backends, Metrics& metrics, const std::string& sess
       a.set_client_ip(client_ip);
       auto ac = backends.call<v1::AuthorizeRequest, v1::AuthorizeResponse>(std::move(a));
       backends.access()->Authorize(&ac->context, &ac->request, &ac->response,
-                                   [&backends, &metrics, ac, session_id, deadline, decide](grpc::Status as) mutable {
+                                   [&backends, &metrics, ac, session_id, user_id, client_ip, deadline,
+                                    decide](grpc::Status as) mutable {
                                      if (!as.ok()) return close_with(decide, backends.error(as, "access"));
                                      WsDecision d;
-                                     d.handler = std::make_shared<TerminalBridge>(backends, metrics, session_id,
-                                                                                  deadline, false);
+                                     d.handler = std::make_shared<TerminalBridge>(
+                                         backends, metrics, session_id, deadline, false, user_id, client_ip);
                                      decide(std::move(d));
                                    });
     };

@@ -55,6 +55,8 @@ void fill(v1::Session* out, const Session& s, TimePoint now) {
   out->set_remaining_seconds(remaining_seconds(s, now));
   out->set_version(s.version);
   out->set_extended_seconds(s.extended_seconds);
+  out->set_connected(s.terminals_open > 0);
+  if (s.last_seen_at) *out->mutable_last_seen_at() = to_proto(*s.last_seen_at);
   *out->mutable_provisioning_deadline() = to_proto(s.created_at + std::chrono::seconds(s.provisioning_timeout_seconds));
 }
 
@@ -352,6 +354,13 @@ grpc::Status LifecycleService::RecordMessage(grpc::ServerContext*, const v1::Rec
                                              v1::SessionTransition* response) {
   return handle_rpc(
       [&] { fill(response, store_.record_message(request->session_id(), request->text(), request->actor())); });
+}
+
+grpc::Status LifecycleService::RecordConnection(grpc::ServerContext*, const v1::RecordConnectionRequest* request,
+                                                v1::RecordConnectionResponse*) {
+  return handle_rpc([&] {
+    store_.record_connection(request->session_id(), request->connected(), request->detail(), request->actor());
+  });
 }
 
 grpc::Status LifecycleService::ListTransitions(grpc::ServerContext*, const v1::ListTransitionsRequest* request,

@@ -38,6 +38,8 @@ class LifecycleService final
                                v1::ListTransitionsResponse* response) override;
   grpc::Status RecordMessage(grpc::ServerContext*, const v1::RecordMessageRequest* request,
                              v1::SessionTransition* response) override;
+  grpc::Status RecordConnection(grpc::ServerContext*, const v1::RecordConnectionRequest* request,
+                                v1::RecordConnectionResponse* response) override;
   grpc::Status ExtendSession(grpc::ServerContext*, const v1::ExtendSessionRequest* request,
                              v1::Session* response) override;
   grpc::Status ListExams(grpc::ServerContext*, const v1::ListExamsRequest* request,

@@ -22,7 +22,7 @@ const std::string& session_columns() {
       "auto_provision, duration_seconds, provisioning_timeout_seconds, " +
       micros("created_at") + ", " + micros("updated_at") + ", " + micros("initializing_at") + ", " +
       micros("ready_at") + ", " + micros("started_at") + ", " + micros("terminated_at") + ", " + micros("deadline") +
-      ", version, extended_seconds";
+      ", version, extended_seconds, terminals_open, " + micros("last_seen_at");
   return columns;
 }
 
@@ -48,6 +48,8 @@ Session read_session(const PgResult& r, int row) {
   s.deadline = r.time(row, 17);
   s.version = r.integer(row, 18);
   s.extended_seconds = r.integer(row, 19);
+  s.terminals_open = static_cast<int>(r.integer(row, 20));
+  s.last_seen_at = r.time(row, 21);
   return s;
 }
 
@@ -263,6 +265,28 @@ HistoryEntry SessionStore::record_message(std::string_view session_id_in, std::s
   h.from = h.to;
   log::info("session_message", {{"session_id", session_id}, {"actor", h.actor}});
   return h;
+}
+
+void SessionStore::record_connection(std::string_view session_id_in, bool connected, std::string_view detail,
+                                     std::string_view actor) {
+  const std::string session_id = require_uuid("exam_session_id", session_id_in);
+  check_text("detail", detail, kMaxReason);
+  check_text("actor", actor, kMaxActor);
+  auto conn = pool_.acquire();
+  // Not a change of the session (its version stays): the notice only keeps
+  // every replica's cache of it honest.
+  static const std::string sql =
+      "WITH upd AS (UPDATE sessions SET terminals_open = GREATEST(terminals_open + $2, 0), last_seen_at = $5::timestamptz"
+      "  WHERE session_id = $1 RETURNING session_id, state),"
+      " hist AS (INSERT INTO session_transitions (session_id, from_state, to_state, reason, actor, at, kind)"
+      "  SELECT session_id, state, state, $3, $4, $5::timestamptz, $6 FROM upd)"
+      " SELECT pg_notify('" + std::string(kChangeChannel) + "', session_id::text) FROM upd";
+  const PgResult r =
+      conn->exec_prepared(sql, {session_id, int64_t{connected ? 1 : -1}, std::string(detail),
+                                actor.empty() ? std::string("unknown") : std::string(actor), sql_time(clock_.now()),
+                                std::string(connected ? "connect" : "disconnect")});
+  if (r.rows() == 0) throw Error("SESSION_NOT_FOUND", "Session not found", Json{{"session_id", session_id}});
+  forget(session_id);
 }
 
 void SessionStore::transition_refused(PgConnection& conn, const std::string& session_id, State to) {

@@ -41,6 +41,8 @@ struct Session {
   std::optional<TimePoint> initializing_at, ready_at, started_at, terminated_at, deadline;
   int64_t version = 0;
   int64_t extended_seconds = 0;  // more time staff gave, in all
+  int terminals_open = 0;        // the candidate's terminal connections open now
+  std::optional<TimePoint> last_seen_at;  // the last connect or disconnect
 };
 
 struct CreateRequest {
@@ -74,7 +76,9 @@ struct ExtendRequest {
 };
 
 struct HistoryEntry {
-  std::string kind = "transition";  // or "extend" (`seconds` more time), or "message" (staff's, the reason)
+  // Or "extend" (`seconds` more time), "message" (staff's, the reason), "connect" or
+  // "disconnect" (the candidate's terminal; the reason says where from, or why).
+  std::string kind = "transition";
   int64_t seconds = 0;
   std::optional<State> from;  // none for creation
   State to = State::created;
@@ -120,6 +124,12 @@ class SessionStore final {
   // SESSION_NOT_READY before, SESSION_TERMINATED after; INVALID_ARGUMENT,
   // SESSION_NOT_FOUND.
   HistoryEntry record_message(std::string_view session_id, std::string_view text, std::string_view actor);
+
+  // The candidate's terminal connected or disconnected: counted, the time
+  // kept as last seen, and the event in the session's history (whatever its
+  // state: a drop after the end is still an event). SESSION_NOT_FOUND,
+  // INVALID_ARGUMENT.
+  void record_connection(std::string_view session_id, bool connected, std::string_view detail, std::string_view actor);
 
   // SESSION_NOT_FOUND. `owner`: when set, a copy in memory answers only if the
   // session is this user's (see set_cache); anyone else's costs a database

@@ -1106,7 +1106,10 @@ TEST_F(GatewayTest, AProctorEndsAnAttempt) {
   EXPECT_EQ(r.status, 400);
   EXPECT_EQ(code_of(r), "SESSION_ALREADY_TERMINATED");
   r = testing::http_as(proctor, gw, "GET", "/v1/admin/sessions/" + c.session);
-  const Json last = data_of(r)["transitions"].back();
+  Json last;  // the last transition (the terminal's drop comes after it)
+  const Json history = data_of(r)["transitions"];
+  for (const auto& t : history)
+    if (t["kind"] == "transition") last = t;
   EXPECT_EQ(last["to_state"], "terminated");
   EXPECT_EQ(last["termination_reason"], "proctor_terminated");
   EXPECT_EQ(last["reason"], "a second person in the room");
@@ -1198,6 +1201,46 @@ TEST_F(GatewayTest, AProctorWatchesATerminalReadOnly) {
   EXPECT_EQ((*alone)["observers"], 0);
   ws->send(R"({"type":"input","data":"echo still-mine\n"})");
   EXPECT_TRUE(output_contains(*ws, "still-mine"));
+}
+
+// The room shows who is connected and when each was last seen; a session's
+// history has its connects and drops (a second tab is no drop of the candidate).
+TEST_F(GatewayTest, StaffSeeWhoIsConnected) {
+  const Candidate c = candidate_with_session();
+  const std::string proctor = staff_token("proctor");
+  const auto listed = [&]() -> Json {
+    const HttpResult r = testing::http_as(proctor, gw, "GET", "/v1/admin/sessions?exam_id=" + kExam);
+    const Json room = data_of(r)["sessions"];
+    for (const auto& s : room)
+      if (s["session_id"] == c.session) return s;
+    return Json();
+  };
+  EXPECT_EQ(listed()["connected"], false);
+  EXPECT_TRUE(listed()["last_seen_at"].is_null()) << "never connected";
+  auto ws = terminal(c);
+  ASSERT_TRUE(until(*ws, [](const Json& j) { return j.value("type", "") == "status"; }));
+  EXPECT_TRUE(testing::eventually([&] { return listed()["connected"] == true; }, 5s)) << listed().dump();
+  EXPECT_TRUE(listed()["last_seen_at"].is_string());
+  auto second = terminal(c);  // another tab takes the terminal
+  EXPECT_EQ(ws->wait_closed(), 4008);
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(listed()["connected"], true) << "the second tab is open";
+  second->close();
+  EXPECT_TRUE(testing::eventually([&] { return listed()["connected"] == false; }, 5s)) << listed().dump();
+  ws = terminal(c);  // back
+  EXPECT_TRUE(testing::eventually([&] { return listed()["connected"] == true; }, 5s));
+  const HttpResult r = testing::http_as(proctor, gw, "GET", "/v1/admin/sessions/" + c.session);
+  std::vector<std::string> events;
+  const Json history = data_of(r)["transitions"];
+  for (const auto& t : history)
+    if (t["kind"] == "connect" || t["kind"] == "disconnect") events.push_back(t["kind"]);
+  // Two tabs' events may interleave either way; three connects and two drops in all.
+  EXPECT_EQ(std::count(events.begin(), events.end(), "connect"), 3) << history.dump();
+  EXPECT_EQ(std::count(events.begin(), events.end(), "disconnect"), 2) << history.dump();
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.front(), "connect");
+  EXPECT_EQ(events.back(), "connect");
+  EXPECT_EQ(data_of(r)["session"]["connected"], true);
 }
 
 // A proctor's message: the candidate's terminal gets it as a notice, or the

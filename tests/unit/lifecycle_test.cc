@@ -214,6 +214,32 @@ TEST_F(LifecycleTest, StaffMessagesAreHistoryWhileThereIsATerminal) {
   EXPECT_EQ(store_->history(s.session_id).size(), history.size()) << "a refused message left something";
 }
 
+// Terminal connections are counted (two tabs: still connected after the
+// first goes), last seen is kept, each is a history event, and none of it is
+// a change of the session.
+TEST_F(LifecycleTest, ConnectionsAreCountedAndInHistory) {
+  const Session s = in_state(State::running);
+  store_->record_connection(s.session_id, true, "from 10.0.0.1", "gateway:u");
+  clock_.advance(std::chrono::seconds(3));
+  store_->record_connection(s.session_id, true, "from 10.0.0.2", "gateway:u");
+  store_->record_connection(s.session_id, false, "opened elsewhere", "gateway:u");
+  Session now = store_->get(s.session_id);
+  EXPECT_EQ(now.terminals_open, 1);
+  EXPECT_EQ(now.last_seen_at, kStart + std::chrono::seconds(3));
+  EXPECT_EQ(now.version, s.version);
+  store_->record_connection(s.session_id, false, "the connection closed", "gateway:u");
+  store_->record_connection(s.session_id, false, "a drop counted twice", "gateway:u");
+  EXPECT_EQ(store_->get(s.session_id).terminals_open, 0) << "never below none";
+  const auto h = store_->history(s.session_id);
+  EXPECT_EQ(h.back().kind, "disconnect");
+  EXPECT_EQ(h.back().reason, "a drop counted twice");
+  EXPECT_EQ(h[h.size() - 5].kind, "connect");
+  EXPECT_EQ(h[h.size() - 5].reason, "from 10.0.0.1");
+  EXPECT_EQ(error_code([&] { store_->record_connection(new_uuid(), true, "", "gateway:u"); }), "SESSION_NOT_FOUND");
+  EXPECT_EQ(error_code([&] { store_->record_connection(s.session_id, true, std::string(2001, 'x'), "g"); }),
+            "INVALID_ARGUMENT");
+}
+
 // 50 callers race ready -> running: exactly one wins.
 TEST_F(LifecycleTest, ConcurrentTransitionsFromOneStateHaveOneWinner) {
   const Session s = in_state(State::ready);
