@@ -27,7 +27,10 @@
 #include "bench/latency.h"
 #include "bench/targets.h"
 #include "bench/terminal_output.h"
+#include "common/grpc_server.h"
 #include "common/json.h"
+#include "common/uuid.h"
+#include "examiso/v1/lifecycle.grpc.pb.h"
 #include "tests/support/http_client.h"
 #include "tests/support/platform.h"
 #include "tests/support/postgres.h"
@@ -458,6 +461,57 @@ class Bench {
     bench::target("gateway: echo p99 with 50 observers, over unobserved p99 + 1 ms", w99, a99 + 1, 1.0, "ms");
   }
 
+  // The proctor's room (issue 21): GET /v1/admin/sessions with 1,000 sessions
+  // in it, one request at a time; beside it in the same run the gateway's own
+  // /healthz (the floor) and one session's staff detail.
+  void room() {
+    constexpr int kSessions = 1000, kRequests = 200;
+    auto lifecycle = v1::LifecycleService::NewStub(make_channel(platform_.address("lifecycle"), "lifecycle"));
+    for (int i = 0; i < kSessions; ++i) {
+      v1::CreateSessionRequest r;
+      r.set_user_id(new_uuid());
+      r.set_exam_id(kExam);
+      v1::Session s;
+      grpc::ClientContext c;
+      if (!lifecycle->CreateSession(&c, r, &s).ok()) throw std::runtime_error("cannot create the room's sessions");
+    }
+    const auto r = testing::http(gw_, "POST", "/v1/dev/token", R"({"role":"proctor"})");
+    const std::string proctor = Json::parse(r.body)["data"]["token"];
+    const auto timed = [&](const std::string& path, const std::string& token) {
+      std::vector<double> samples;
+      for (int i = -20; i < kRequests; ++i) {  // the first 20 warm up
+        const auto start = std::chrono::steady_clock::now();
+        const auto answer = token.empty() ? testing::http(gw_, "GET", path) : testing::http_as(token, gw_, "GET", path);
+        if (answer.status != 200) throw std::runtime_error(path + ": " + std::to_string(answer.status) + " " + answer.body);
+        if (i >= 0) samples.push_back(ms(std::chrono::steady_clock::now() - start));
+      }
+      return samples;
+    };
+    const auto list = timed("/v1/admin/sessions?exam_id=" + kExam + "&limit=1000", proctor);
+    const Json room = Json::parse(testing::http_as(proctor, gw_, "GET", "/v1/admin/sessions?exam_id=" + kExam).body);
+    const std::string one = room["data"]["sessions"][0]["session_id"];
+    const auto detail = timed("/v1/admin/sessions/" + one, proctor);
+    const auto floor = timed("/healthz", "");
+    std::vector<double> rpc;  // what lies beneath: lifecycle's ListSessions of the same room
+    for (int i = -20; i < kRequests; ++i) {
+      v1::ListSessionsRequest q;
+      q.set_exam_id(kExam);
+      q.set_limit(1000);
+      v1::ListSessionsResponse out;
+      grpc::ClientContext c;
+      const auto start = std::chrono::steady_clock::now();
+      if (!lifecycle->ListSessions(&c, q, &out).ok()) throw std::runtime_error("ListSessions failed");
+      if (i >= 0) rpc.push_back(ms(std::chrono::steady_clock::now() - start));
+    }
+    std::printf("the room, %zu sessions listed, %d requests one at a time: p50 %.2f ms, p99 %.2f ms (target p99 < 50 "
+                "ms); one session's detail: p50 %.2f ms, p99 %.2f ms; /healthz: p50 %.2f ms, p99 %.2f ms; lifecycle's "
+                "ListSessions of the room (gRPC): p50 %.2f ms, p99 %.2f ms\n",
+                room["data"]["sessions"].size(), kRequests, percentile(list, 0.5), percentile(list, 0.99),
+                percentile(detail, 0.5), percentile(detail, 0.99), percentile(floor, 0.5), percentile(floor, 0.99), percentile(rpc, 0.5),
+                percentile(rpc, 0.99));
+    bench::target("gateway: the room of 1,000 sessions, p99 under 50 ms", percentile(list, 0.99), 50, 1.0, "ms");
+  }
+
   void many_terminals(size_t n) {
     while (users_.size() < n) {
       std::vector<User> more;
@@ -515,7 +569,8 @@ class Bench {
 
 }  // namespace
 
-// gateway_bench [terminals [part...]]: parts are create, status, terminal (echo and output), flood, observers and many;
+// gateway_bench [terminals [part...]]: parts are create, status, terminal (echo and output), flood, observers, room
+// and many;
 // all by default.
 int main(int argc, char** argv) {
   const size_t terminals = argc > 1 ? std::stoul(argv[1]) : 500;
@@ -529,6 +584,7 @@ int main(int argc, char** argv) {
   if (run("terminal") || run("echo") || run("output")) bench.terminal_versus_peer(run("terminal") || run("echo"), run("terminal") || run("output"));
   if (run("flood")) bench.flood();
   if (run("observers")) bench.observers();
+  if (run("room")) bench.room();
   if (run("many")) bench.many_terminals(terminals);
   return examiso::bench::finish_targets();
 }

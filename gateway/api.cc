@@ -33,7 +33,11 @@ Match match_path(const std::string& path) {
 }  // namespace
 
 HttpResponse ok(Json data, int status) {
-  return {status, compact_json(Json{{"success", true}, {"data", std::move(data)}}), "application/json", {}};
+  // Moved in, not copied through an initializer list: a room of 1,000 sessions is a large tree.
+  Json body = Json::object();
+  body["success"] = true;
+  body["data"] = std::move(data);
+  return {status, compact_json(body), "application/json", {}};
 }
 
 const std::vector<Route>& Api::routes() {
@@ -299,9 +303,10 @@ void Api::respond_sessions(const std::shared_ptr<Context>& c, v1::ListSessionsRe
   backends_.lifecycle()->ListSessions(&call->context, &call->request, &call->response,
                                       [this, c, call, one = std::move(one)](grpc::Status s) {
                                         if (!s.ok()) return c->fail(backends_.error(s, "lifecycle"));
-                                        Json sessions = Json::array();
+                                        Json data = Json::object();
+                                        Json& sessions = data["sessions"] = Json::array();
                                         for (const auto& x : call->response.sessions()) sessions.push_back(one(x));
-                                        c->respond(ok(Json{{"sessions", std::move(sessions)}}));
+                                        c->respond(ok(std::move(data)));
                                       });
 }
 
