@@ -64,6 +64,7 @@ const std::vector<Route>& Api::routes() {
       {"POST", "/v1/admin/sessions/{id}/extend"},
       {"POST", "/v1/admin/sessions/{id}/message"},
       {"GET", "/v1/admin/sessions/{id}/terminal"},  // WebSocket, read-only
+      {"POST", "/v1/admin/sessions/{id}/terminal-ticket"},  // for a browser's read-only view
   };
   return r;
 }
@@ -166,6 +167,9 @@ void Api::dispatch(const std::shared_ptr<Context>& c) {
     if (key == "POST /v1/admin/sessions/{id}/terminate") return admin_terminate(c);
     if (key == "POST /v1/admin/sessions/{id}/extend") return admin_extend(c);
     if (key == "POST /v1/admin/sessions/{id}/message") return admin_message(c);
+    if (key == "POST /v1/admin/sessions/{id}/terminal-ticket") {
+      return authorize(c, v1::ACCESS_TYPE_STAFF_VIEW, [this, c] { issue_ticket(c); });
+    }
     if (key == "GET /v1/admin/sessions/{id}/terminal") {
       // Staff only, as every admin route (a candidate learns nothing more here).
       return authorize(c, v1::ACCESS_TYPE_STAFF_VIEW, [c] {
@@ -411,18 +415,24 @@ void Api::end_session(const std::shared_ptr<Context>& c, v1::TerminationReason w
 }
 
 void Api::terminal_ticket(const std::shared_ptr<Context>& c) {
-  authorize(c, v1::ACCESS_TYPE_STATUS, [this, c] {
-    v1::IssueTerminalTicketRequest request;
-    request.set_user_id(c->user_id);
-    request.set_session_id(c->session_id);
-    auto call = backends_.call<v1::IssueTerminalTicketRequest, v1::IssueTerminalTicketResponse>(std::move(request));
-    backends_.identity()->IssueTerminalTicket(&call->context, &call->request, &call->response,
-                                              [this, c, call](grpc::Status s) {
-                                                if (!s.ok()) return c->fail(backends_.error(s, "identity"));
-                                                c->respond(ok(Json{{"ticket", call->response.ticket()},
-                                                                   {"expires_at", time_json(true, call->response.expires_at())}}));
-                                              });
-  });
+  authorize(c, v1::ACCESS_TYPE_STATUS, [this, c] { issue_ticket(c); });
+}
+
+// A ticket for the caller (already authorized) and the session; a staff
+// member's carries their roles.
+void Api::issue_ticket(const std::shared_ptr<Context>& c) {
+  v1::IssueTerminalTicketRequest request;
+  request.set_user_id(c->user_id);
+  request.set_session_id(c->session_id);
+  if (c->route.rfind("/v1/admin/", 0) == 0)
+    for (const auto& role : c->roles) request.add_roles(role);
+  auto call = backends_.call<v1::IssueTerminalTicketRequest, v1::IssueTerminalTicketResponse>(std::move(request));
+  backends_.identity()->IssueTerminalTicket(&call->context, &call->request, &call->response,
+                                            [this, c, call](grpc::Status s) {
+                                              if (!s.ok()) return c->fail(backends_.error(s, "identity"));
+                                              c->respond(ok(Json{{"ticket", call->response.ticket()},
+                                                                 {"expires_at", time_json(true, call->response.expires_at())}}));
+                                            });
 }
 
 void Api::dev_token(const std::shared_ptr<Context>& c) {
@@ -528,8 +538,9 @@ void Api::decide_websocket(HttpRequest request, DecideWs decide) {
   const bool observer = m.templ == "/v1/admin/sessions/{id}/terminal";
   const auto proceed = [this, c, terminal, observer, decide](const std::string& user) {
     c->user_id = user;
-    // An observer is staff (their token's roles): a ticket names only a user.
-    if (observer && c->roles.empty()) return c->fail(Error("ACCESS_DENIED", "Staff only: sign in with a staff token"));
+    // An observer is staff: by their token's roles, or their ticket's (issued
+    // on the staff route); a candidate's ticket has none.
+    if (observer && c->roles.empty()) return c->fail(Error("ACCESS_DENIED", "Staff only"));
     authorize(c, observer ? v1::ACCESS_TYPE_STAFF_VIEW : v1::ACCESS_TYPE_STATUS, [this, c, terminal, observer,
                                                                                  decide] {
       // A user's sockets are counted: past the cap, refused before the upgrade.
@@ -572,6 +583,7 @@ void Api::decide_websocket(HttpRequest request, DecideWs decide) {
             if (e.code() == "UNAUTHENTICATED") per_ip_.allow(c->request.client_ip);  // a failure costs its address
             return c->fail(e);
           }
+          c->roles = {call->response.roles().begin(), call->response.roles().end()};
           proceed(call->response.user_id());
         });
   }

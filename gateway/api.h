@@ -92,6 +92,7 @@ class Api final {
   void admin_extend(const std::shared_ptr<Context>& c);
   void admin_message(const std::shared_ptr<Context>& c);
   void terminal_ticket(const std::shared_ptr<Context>& c);
+  void issue_ticket(const std::shared_ptr<Context>& c);
   void list_exams(const std::shared_ptr<Context>& c);
   void dev_token(const std::shared_ptr<Context>& c);
   void refresh_token(const std::shared_ptr<Context>& c);

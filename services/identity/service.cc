@@ -65,7 +65,8 @@ grpc::Status IdentityService::IssueToken(grpc::ServerContext*, const v1::IssueTo
 grpc::Status IdentityService::IssueTerminalTicket(grpc::ServerContext*, const v1::IssueTerminalTicketRequest* request,
                                                   v1::IssueTerminalTicketResponse* response) {
   return handle_rpc([&] {
-    const Ticket t = tickets_.issue(request->user_id(), request->session_id());
+    const Ticket t = tickets_.issue(request->user_id(), request->session_id(),
+                                    {request->roles().begin(), request->roles().end()});
     response->set_ticket(t.ticket);
     *response->mutable_expires_at() = to_proto(t.expires_at);
   });
@@ -73,7 +74,11 @@ grpc::Status IdentityService::IssueTerminalTicket(grpc::ServerContext*, const v1
 
 grpc::Status IdentityService::RedeemTerminalTicket(grpc::ServerContext*, const v1::RedeemTerminalTicketRequest* request,
                                                    v1::RedeemTerminalTicketResponse* response) {
-  return handle_rpc([&] { response->set_user_id(tickets_.redeem(request->ticket(), request->session_id())); });
+  return handle_rpc([&] {
+    const auto holder = tickets_.redeem(request->ticket(), request->session_id());
+    response->set_user_id(holder.user_id);
+    for (const auto& role : holder.roles) response->add_roles(role);
+  });
 }
 
 grpc::Status IdentityService::RefreshToken(grpc::ServerContext*, const v1::RefreshTokenRequest* request,

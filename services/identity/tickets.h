@@ -26,9 +26,15 @@ class TicketStore final {
  public:
   TicketStore(PgPool& pool, const Clock& clock, std::chrono::seconds ttl) : pool_(pool), clock_(clock), ttl_(ttl) {}
 
-  Ticket issue(const std::string& user_id, const std::string& session_id);  // INVALID_IDENTITY
-  // The ticket's user; UNAUTHENTICATED when unknown, expired, used, or for another session.
-  std::string redeem(const std::string& ticket, const std::string& session_id);
+  // INVALID_IDENTITY; INVALID_ARGUMENT for a role not in kRoles.
+  Ticket issue(const std::string& user_id, const std::string& session_id, const std::vector<std::string>& roles = {});
+
+  struct Holder {
+    std::string user_id;
+    std::vector<std::string> roles;  // as issued (none for a candidate's)
+  };
+  // The ticket's holder; UNAUTHENTICATED when unknown, expired, used, or for another session.
+  Holder redeem(const std::string& ticket, const std::string& session_id);
 
  private:
   PgPool& pool_;

@@ -1203,6 +1203,35 @@ TEST_F(GatewayTest, AProctorWatchesATerminalReadOnly) {
   EXPECT_TRUE(output_contains(*ws, "still-mine"));
 }
 
+// A proctor's browser watches with a ticket from the staff route, which
+// carries their role; a candidate's ticket opens no view, and a proctor's
+// opens no candidate's terminal.
+TEST_F(GatewayTest, AProctorsBrowserWatchesWithAStaffTicket) {
+  const Candidate c = candidate_with_session();
+  auto ws = terminal(c);
+  ws->send(R"({"type":"input","data":"echo seen-by-$((3+4))\n"})");
+  ASSERT_TRUE(output_contains(*ws, "seen-by-7"));
+  const std::string proctor = staff_token("proctor");
+  const testing::Headers browser{{"Origin", kOrigin}};
+  const std::string view = "/v1/admin/sessions/" + c.session + "/terminal?ticket=";
+  HttpResult r = testing::http_as(proctor, gw, "POST", "/v1/admin/sessions/" + c.session + "/terminal-ticket");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto watching = WsClient::connect(gw, view + data_of(r)["ticket"].get<std::string>(), browser);
+  EXPECT_TRUE(output_contains(*watching, "seen-by-7"));
+  // The candidate's own ticket is not a staff one.
+  r = testing::http_as(c.token, gw, "POST", "/v1/sessions/" + c.session + "/terminal-ticket");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(WsClient::connect(gw, view + data_of(r)["ticket"].get<std::string>(), browser)->wait_closed(), 4003);
+  // Nor does a proctor's ticket open the candidate's own terminal.
+  r = testing::http_as(proctor, gw, "POST", "/v1/admin/sessions/" + c.session + "/terminal-ticket");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(WsClient::connect(gw, "/v1/sessions/" + c.session + "/terminal?ticket=" +
+                                      data_of(r)["ticket"].get<std::string>(), browser)->wait_closed(),
+            4003);
+  ws->send(R"({"type":"input","data":"echo still-$((4+4))\n"})");
+  EXPECT_TRUE(output_contains(*ws, "still-8")) << "the candidate kept the terminal";
+}
+
 // The room shows who is connected and when each was last seen; a session's
 // history has its connects and drops (a second tab is no drop of the candidate).
 TEST_F(GatewayTest, StaffSeeWhoIsConnected) {

@@ -142,6 +142,40 @@ TEST_F(IdentityE2E, BadCliInputGetsAClearJsonError) {
   }
 }
 
+// A terminal ticket carries the roles it was issued with (a staff observer's),
+// none for a candidate's, and only known ones.
+TEST_F(IdentityE2E, TerminalTicketsCarryTheirRoles) {
+  auto stub = v1::IdentityService::NewStub(make_channel(address_, "identity", "gateway"));
+  const std::string user = "6f1c2a9e-0b5d-4e7a-9c3f-2d8e4b6a1f00", session = "3c9d5e7f-1a2b-4c6d-8e0f-a1b2c3d4e5f6";
+  const auto issue = [&](std::vector<std::string> roles, std::string* ticket) {
+    v1::IssueTerminalTicketRequest r;
+    r.set_user_id(user);
+    r.set_session_id(session);
+    for (auto& role : roles) r.add_roles(role);
+    v1::IssueTerminalTicketResponse out;
+    grpc::ClientContext c;
+    const grpc::Status s = stub->IssueTerminalTicket(&c, r, &out);
+    *ticket = out.ticket();
+    return s;
+  };
+  const auto redeem = [&](const std::string& ticket) {
+    v1::RedeemTerminalTicketRequest r;
+    r.set_ticket(ticket);
+    r.set_session_id(session);
+    v1::RedeemTerminalTicketResponse out;
+    grpc::ClientContext c;
+    EXPECT_TRUE(stub->RedeemTerminalTicket(&c, r, &out).ok());
+    return std::vector<std::string>(out.roles().begin(), out.roles().end());
+  };
+  std::string ticket;
+  ASSERT_TRUE(issue({"proctor", "admin"}, &ticket).ok());
+  EXPECT_EQ(redeem(ticket), (std::vector<std::string>{"proctor", "admin"}));
+  ASSERT_TRUE(issue({}, &ticket).ok());
+  EXPECT_EQ(redeem(ticket), std::vector<std::string>{});
+  EXPECT_EQ(issue({"root"}, &ticket).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(issue({"proctor,admin"}, &ticket).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
 TEST_F(IdentityE2E, HelpIsNotAnError) {
   const auto r = cli({"--help"});
   EXPECT_EQ(r.exit_code, 0);
