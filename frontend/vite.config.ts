@@ -13,5 +13,11 @@ export default defineConfig({
       '/readyz': gateway,
     },
   },
-  build: { outDir: 'dist', assetsDir: 'assets', sourcemap: true },
+  build: {
+    outDir: 'dist',
+    assetsDir: 'assets',
+    sourcemap: true,
+    // The candidate's page and the staff's (/proctor).
+    rollupOptions: { input: { main: 'index.html', proctor: 'proctor.html' } },
+  },
 });

@@ -66,8 +66,9 @@ const char* mime_type(const std::string& path) {
   return "application/octet-stream";
 }
 
-// The web UI's files: "/" is index.html, anything else must be a file there
-// (the app has no routes of its own); nothing outside the directory is read.
+// The web UI's files: "/" is index.html, "/proctor" the staff's page
+// (proctor.html), anything else must be a file there; nothing outside the
+// directory is read.
 std::optional<HttpResponse> static_file(const std::string& dir, const std::string& path) {
   if (dir.empty() || path.find("..") != std::string::npos || path.find('\0') != std::string::npos ||
       path.find('\\') != std::string::npos)
@@ -76,6 +77,7 @@ std::optional<HttpResponse> static_file(const std::string& dir, const std::strin
   fs::path file = fs::path(dir) / path.substr(1);
   std::error_code ec;
   if (path == "/") file = fs::path(dir) / "index.html";
+  if (path == "/proctor") file = fs::path(dir) / "proctor.html";
   if (!fs::is_regular_file(file, ec)) return std::nullopt;
   auto body = read_file(file.string());
   if (!body) return std::nullopt;

@@ -7,8 +7,8 @@ import { Terminal } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
 import { ACTIVE_STATES, ApiError, Exam, SessionSummary, Status, auth, call, keepFresh, socketUrl } from './api';
 import { Countdown } from './countdown';
+import { $, el } from './dom';
 
-const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const view = $<HTMLElement>('view');
 const notice = $<HTMLDivElement>('notice');
 const alertBox = $<HTMLDivElement>('alert');
@@ -23,18 +23,6 @@ const confirmDialog = $<HTMLDialogElement>('confirm');
 let teardown: Array<() => void> = [];
 const countdown = new Countdown(clock, (message) => showAlert(message));
 
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  props: Partial<HTMLElementTagNameMap[K]> & { dataset?: Record<string, string> } = {},
-  ...children: Array<Node | string>
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  const { dataset, ...rest } = props;
-  Object.assign(node, rest);
-  if (dataset) Object.assign(node.dataset, dataset);
-  node.append(...children);
-  return node;
-}
 
 function show(name: string, ...children: Node[]) {
   for (const stop of teardown) stop();

@@ -143,6 +143,35 @@ try {
     check((await box.locator('b').count()) === 0, 'the message was rendered as HTML');
   });
 
+  await step(page, 'a proctor watches the room and the terminal, and gives more time', async () => {
+    const staff = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
+    staff.on('pageerror', (e) => problems.push(`proctor page: ${e.message}`));
+    await staff.goto(`${base}/proctor`);
+    await staff.getByLabel('Your name').fill(`proctor-${Date.now()}`);
+    await staff.getByRole('button', { name: 'Sign in' }).click();
+    const row = staff.locator(`tr[data-session-id="${sessionId}"]`);
+    await row.waitFor({ timeout: WAIT });
+    await staff.waitForFunction((id) => {
+      const cells = [...(document.querySelector(`tr[data-session-id="${id}"]`)?.children ?? [])].map((c) => c.textContent);
+      return cells[1] === 'running' && cells[3] === 'yes';
+    }, sessionId, { timeout: WAIT });
+    await row.getByRole('button').click();
+    await page.locator('#watching').waitFor({ state: 'visible', timeout: WAIT });
+    await typeLine(page, 'echo watched-$((6*7))');
+    await staff.waitForFunction(() => /watched-42/.test(document.querySelector('.observer .xterm-rows')?.textContent ?? ''),
+      null, { timeout: WAIT });
+    const before = Number(await page.locator('#clock').getAttribute('data-server-remaining'));
+    await staff.getByLabel('Why more time').fill('the room lost power');
+    await staff.getByRole('button', { name: 'Give more time' }).click();
+    await staff.getByText('10 more minutes given.').waitFor({ timeout: WAIT });
+    await page.waitForFunction((b) => Number(document.querySelector('#clock')?.getAttribute('data-server-remaining')) > b + 500,
+      before, { timeout: 5000 });
+    await staff.getByText(/extend 600 s: the room lost power/).waitFor({ timeout: WAIT });
+    await staff.screenshot({ path: join(artifacts, `${String(++shot).padStart(2, '0')}-the-proctor-s-page.png`) });
+    await staff.context().close();
+    await page.locator('#watching').waitFor({ state: 'hidden', timeout: WAIT });
+  });
+
   await step(page, 'resize the window and the terminal follows', async () => {
     await typeLine(page, 'echo "size:$(stty size | tr " " x)"');
     await waitForOutput(page, /size:\d+x\d+/);
