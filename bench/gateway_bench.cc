@@ -488,6 +488,7 @@ class Bench {
       return samples;
     };
     const auto list = timed("/v1/admin/sessions?exam_id=" + kExam + "&limit=1000", proctor);
+    const auto one_row = timed("/v1/admin/sessions?exam_id=" + kExam + "&limit=1", proctor);  // the fixed part
     const Json room = Json::parse(testing::http_as(proctor, gw_, "GET", "/v1/admin/sessions?exam_id=" + kExam).body);
     const std::string one = room["data"]["sessions"][0]["session_id"];
     const auto detail = timed("/v1/admin/sessions/" + one, proctor);
@@ -504,10 +505,10 @@ class Bench {
       if (i >= 0) rpc.push_back(ms(std::chrono::steady_clock::now() - start));
     }
     std::printf("the room, %zu sessions listed, %d requests one at a time: p50 %.2f ms, p99 %.2f ms (target p99 < 50 "
-                "ms); one session's detail: p50 %.2f ms, p99 %.2f ms; /healthz: p50 %.2f ms, p99 %.2f ms; lifecycle's "
-                "ListSessions of the room (gRPC): p50 %.2f ms, p99 %.2f ms\n",
+                "ms); a room of one: p50 %.2f ms, p99 %.2f ms; one session's detail: p50 %.2f ms, p99 %.2f ms; /healthz: "
+                "p50 %.2f ms, p99 %.2f ms; lifecycle's ListSessions of the room (gRPC): p50 %.2f ms, p99 %.2f ms\n",
                 room["data"]["sessions"].size(), kRequests, percentile(list, 0.5), percentile(list, 0.99),
-                percentile(detail, 0.5), percentile(detail, 0.99), percentile(floor, 0.5), percentile(floor, 0.99), percentile(rpc, 0.5),
+                percentile(one_row, 0.5), percentile(one_row, 0.99), percentile(detail, 0.5), percentile(detail, 0.99), percentile(floor, 0.5), percentile(floor, 0.99), percentile(rpc, 0.5),
                 percentile(rpc, 0.99));
     bench::target("gateway: the room of 1,000 sessions, p99 under 50 ms", percentile(list, 0.99), 50, 1.0, "ms");
   }
