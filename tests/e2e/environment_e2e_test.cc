@@ -66,6 +66,17 @@ class EnvironmentE2E : public ::testing::Test {
   static std::string sandbox(const std::string& environment_id) {
     return platform_->sandbox_dir() + "/" + environment_id;
   }
+  // A viewer straight on the keeper's staff socket (past the environment service).
+  static int raw_viewer(const std::string& environment_id) {
+    const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    const std::string path = sandbox(environment_id) + "/control/observe.sock";
+    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+    EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << path;
+    EXPECT_TRUE(sandbox::write_all(fd, sandbox::encode_frame(sandbox::FrameType::view, "")));
+    return fd;
+  }
   static pid_t keeper_of(const std::string& environment_id) {
     pid_t keeper = 0;
     std::ifstream(sandbox(environment_id) + "/control/keeper.pid") >> keeper;
@@ -250,14 +261,8 @@ TEST_F(EnvironmentE2E, ObserversSeeTheTerminalAndCannotTouchIt) {
   observer.resize(33, 11);
   // And straight on the keeper's staff socket (past the service, which drops
   // an observer's input itself): ignored there too.
-  const int raw = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  const std::string path = sandbox(environment_id) + "/control/observe.sock";
-  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-  ASSERT_EQ(connect(raw, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << path;
+  const int raw = raw_viewer(environment_id);
   using sandbox::FrameType;
-  EXPECT_TRUE(sandbox::write_all(raw, sandbox::encode_frame(FrameType::view, "")));
   char replay[64];
   ASSERT_GT(read(raw, replay, sizeof replay), 0) << "a viewer, sent the replay";
   EXPECT_TRUE(sandbox::write_all(raw, sandbox::encode_frame(FrameType::input, "touch /tmp/observer-typed\n") +
@@ -284,13 +289,7 @@ TEST_F(EnvironmentE2E, AnObserverThatDoesNotReadIsDroppedNotWaitedFor) {
   TerminalClient candidate(env_address(), session);
   candidate.send("echo ready-$((2+2))\n");
   ASSERT_TRUE(candidate.wait_for("ready-4", kWait));
-  const int stuck = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  const std::string path = sandbox(environment_id) + "/control/observe.sock";
-  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-  ASSERT_EQ(connect(stuck, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << path;
-  ASSERT_TRUE(sandbox::write_all(stuck, sandbox::encode_frame(sandbox::FrameType::view, "")));
+  const int stuck = raw_viewer(environment_id);
   ASSERT_TRUE(testing::eventually([&] { return candidate.observers() == 1; }, kWait));
   // 6 MB of output; the observer reads none of it.
   candidate.send("head -c 6000000 /dev/zero | tr '\\0' a; echo; echo flood-$((1+1))-done\n");

@@ -480,9 +480,14 @@ class Keeper final {
     if (viewers_[i].reader.corrupt()) return drop_viewer(i);
     if (!f) return;
     if (f->type == FrameType::view) {
-      flush_viewers();  // what is waiting is in the replay already
-      viewers_[i].viewing = true;
-      if (const std::string r = replay(); !r.empty()) to_viewer(i, r);
+      // What is waiting is in the replay already. Flushing may drop others
+      // (and move this one in the list): found again by its fd.
+      const int fd = viewers_[i].fd;
+      flush_viewers();
+      const auto j = viewer_of(fd);
+      if (!j) return;
+      viewers_[*j].viewing = true;
+      if (const std::string r = replay(); !r.empty()) to_viewer(*j, r);
       tell_watchers();
     } else if (f->type == FrameType::message) {
       const bool delivered = client_ >= 0;
